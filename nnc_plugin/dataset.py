@@ -1,0 +1,202 @@
+"""Neural Network Console dataset CSVs: the one module that knows their conventions.
+
+A dataset CSV has a header of `name[__index][:label]` cells (for example `x:image,y:label`)
+and one row per sample. A cell is a number, or a path relative to the CSV's folder to an
+image (.png/.jpg/.bmp/...), a .npy array or a .csv matrix. Columns whose name starts with
+`#` are comments. Values are decoded by nnabla's own `CsvDataSource`; this module keeps the
+raw header and rows too, so the output CSV can repeat them unchanged.
+"""
+import csv
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import numpy as np
+
+from .errors import UserError
+from .log import Progress
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm")
+FILE_EXTENSIONS = IMAGE_EXTENSIONS + (".npy", ".csv", ".wav")
+
+
+@dataclass
+class Dataset:
+    """A dataset CSV read into memory.
+
+    `arrays` maps each variable (the part of a header cell before `__` and `:`) to an array
+    with one row per sample, kept in its compact stored type (8-bit images stay uint8);
+    `batch` turns a set of rows into the float32 arrays the network reads.
+    """
+    path: str
+    header: List[str]
+    rows: List[List[str]]
+    newline: str
+    arrays: Dict[str, np.ndarray]
+    pixel_scale: Dict[str, float] = field(default_factory=dict)  # image variable -> max pixel value
+    normalize: bool = True
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def variables(self):
+        return list(self.arrays)
+
+    def sample_shape(self, name):
+        return self.arrays[name].shape[1:]
+
+    def arrays_digest(self):
+        """A hex digest of the decoded values: changes whenever any sample or label changes."""
+        digest = hashlib.sha256()
+        for name in sorted(self.arrays):
+            values = np.ascontiguousarray(self.arrays[name])
+            digest.update(f"{name}{values.dtype.str}{values.shape}".encode())
+            digest.update(values.tobytes())
+        return digest.hexdigest()
+
+    def batch(self, indices, shapes):
+        """Return {variable: float32 array of shape (len(indices), *shapes[variable])}."""
+        out = {}
+        for name, shape in shapes.items():
+            values = self.arrays[name][indices].astype(np.float32)
+            if self.normalize and name in self.pixel_scale:
+                values *= np.float32(1.0 / self.pixel_scale[name])
+            out[name] = values.reshape((len(indices),) + tuple(shape))
+        return out
+
+
+def _read_raw(path):
+    """The header and rows exactly as written, and the file's line ending."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as error:
+        raise UserError(f"The dataset CSV {path} cannot be read ({error.strerror}); check the path.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"The dataset CSV {path} is not UTF-8 text; save it as UTF-8 CSV.")
+    newline = "\r\n" if "\r\n" in text[:4096] else "\n"
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        table = [row for row in reader]
+    except csv.Error as error:
+        raise UserError(f"The dataset CSV {path} is not valid CSV ({error}); check its quoting.")
+    table = [row for row in table if row]  # csv gives [] for blank lines
+    if not table:
+        raise UserError(f"The dataset CSV {path} is empty; it needs a header such as x:image,y:label and one row per sample.")
+    return table[0], table[1:], newline
+
+
+def _check_header(path, header):
+    for position, cell in enumerate(header, start=1):
+        name = cell.split(":", 1)[0].split("__", 1)[0].strip()
+        if not name:
+            raise UserError(f"Column {position} of the header of {path} has no variable name ('{cell}'); "
+                            "use NNC's form name:label, for example x:image or y:label.")
+        try:
+            float(name)
+        except ValueError:
+            continue
+        raise UserError(f"The first line of {path} looks like data ('{cell}'), not a header; "
+                        "add a header such as x:image,y:label.")
+    names = [c.split(":", 1)[0].strip() for c in header]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UserError(f"The header of {path} names the column '{duplicates[0]}' twice; each column needs its own name.")
+
+
+def _diagnose_row(path, header, row, row_number, error):
+    """Turn a failure to decode a row into a sentence naming the cell."""
+    if len(row) != len(header):
+        return UserError(f"Row {row_number} of {path} has {len(row)} cells but the header has {len(header)}; "
+                         "fix that row.")
+    folder = os.path.dirname(os.path.abspath(path))
+    for cell, column in zip(row, header):
+        try:
+            float(cell)
+            continue
+        except ValueError:
+            pass
+        if column.startswith("#"):
+            continue
+        extension = os.path.splitext(cell)[1].lower()
+        target = os.path.join(folder, cell.replace("\\", "/"))
+        if extension not in FILE_EXTENSIONS:
+            return UserError(f"Row {row_number} of {path}, column '{column}': '{cell}' is neither a number nor a "
+                             "path to an image, .npy or .csv file.")
+        if not os.path.isfile(target):
+            return UserError(f"Row {row_number} of {path}, column '{column}': the file '{cell}' does not exist "
+                             f"(looked for {target}); paths are relative to the CSV's folder.")
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return UserError(f"Row {row_number} of {path} could not be read ({reason}); check the files it names.")
+
+
+def read_dataset(path, normalize=True, title=None):
+    """Return the `Dataset` in an NNC dataset CSV.
+
+    Parameters
+    ----------
+    path : str
+        The CSV file.
+    normalize : bool
+        Divide image pixels by their maximum (255 for 8-bit images), as NNC does unless the
+        dataset says "no image normalization".
+    """
+    from nnabla.utils.data_source_implements import CsvDataSource
+
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"The dataset CSV {path} does not exist; check the path.")
+    header, rows, newline = _read_raw(path)
+    _check_header(path, header)
+    if not rows:
+        raise UserError(f"The dataset CSV {path} has a header but no rows; it needs one row per sample.")
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise UserError(f"Row {number} of {path} has {len(row)} cells but the header has {len(header)}; fix that row.")
+
+    try:
+        source = CsvDataSource(path, shuffle=False, normalize=False)
+    except Exception as error:
+        raise UserError(f"nnabla could not read the dataset CSV {path} ({error}); check its header and rows.")
+    names = list(source.variables)
+    image_names = set()
+    first = rows[0]
+    for cell, column in zip(first, header):
+        if column.startswith("#"):
+            continue
+        if os.path.splitext(cell)[1].lower() in IMAGE_EXTENSIONS:
+            image_names.add(column.split(":", 1)[0].split("__", 1)[0])
+
+    values = {name: [] for name in names}
+    with Progress(title or f"Reading {os.path.basename(path)}", len(rows)) as progress:
+        for position, row in enumerate(rows):
+            try:
+                decoded = source._get_data(position)  # nnabla's own decoding of one row
+            except Exception as error:
+                raise _diagnose_row(path, header, row, position + 2, error)
+            for name, value in zip(names, decoded):
+                values[name].append(np.asarray(value))
+            if position % 256 == 255:
+                progress.advance(256)
+        progress.advance(len(rows) % 256)
+
+    arrays, pixel_scale = {}, {}
+    for name in names:
+        shapes = {v.shape for v in values[name]}
+        if len(shapes) > 1:
+            shown = ", ".join(str(s) for s in sorted(shapes)[:3])
+            raise UserError(f"The column '{name}' of {path} holds samples of different shapes ({shown}); "
+                            "every sample of a variable must have the same shape.")
+        stacked = np.stack(values[name])
+        if name in image_names:
+            pixel_scale[name] = 65535.0 if stacked.dtype == np.uint16 else 255.0
+        elif stacked.dtype != np.float32:
+            stacked = stacked.astype(np.float32)
+        arrays[name] = stacked
+    return Dataset(path=path, header=header, rows=rows, newline=newline, arrays=arrays,
+                   pixel_scale=pixel_scale, normalize=normalize)

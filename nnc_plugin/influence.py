@@ -1,0 +1,157 @@
+"""SGD-influence of every training sample on the mean validation loss.
+
+Hara, Nitanda and Maehara (NeurIPS 2019) trace the effect of leaving sample j out of the
+minibatches back through the SGD steps; Suzuki, Kobayashi and Narihira (arXiv 2103.11807)
+make it storage-efficient by taking every gradient at the final parameters. With
+u = grad of the validation loss at the end of training, going back over traced steps t:
+
+    v      = P_t u                                   (P_t: the step size, eta_t for SGD)
+    infl_j += v . grad l_j(theta_t) / |B_t|          for every j in the minibatch B_t
+    u      <- u - (sum_{i in B_t} hess l_i(theta_t)) v / |B_t| - weight_decay * v
+
+infl_j < 0: leaving j out would have lowered the validation loss (harmful).
+`mode="final"` uses the final parameters for every theta_t; `mode="all"` loads the
+parameters cached before each step (the exact method).
+
+Two interchangeable ways compute the inner products and the Hessian-vector product of a
+minibatch: `BatchedDirectional` (one double-backward through the whole minibatch: with
+per-sample weights c, s = v . grad(sum_j c_j l_j) gives ds/dc_j = v . grad l_j and
+ds/dtheta = H v), and `PerSampleDirectional` (one backward per sample, the slow reference).
+"""
+import numpy as np
+import nnabla as nn
+import nnabla.functions as F
+
+from .log import Progress
+
+
+class BatchedDirectional:
+    """v . grad l_j for all j of a minibatch, and sum_j hess l_j v, from one double-backward pass."""
+
+    def __init__(self, model):
+        self.model = model
+        self._graphs = {}
+
+    def _graph(self, batch_size):
+        if batch_size not in self._graphs:
+            model = self.model
+            loss = model.loss_graph(batch_size, train=False)
+            weights = nn.Variable((batch_size,), need_grad=True)
+            parameters = list(model.parameters.values())
+            with nn.context_scope(model.context):
+                gradients = nn.grad([F.sum(weights * loss.per_sample_loss)], parameters)
+                directions = [nn.Variable(p.shape) for p in parameters]
+                terms = [F.sum(g * v) for g, v in zip(gradients, directions) if g is not None]
+                total = terms[0] if len(terms) == 1 else F.add_n(*terms)
+            self._graphs[batch_size] = (loss, weights, directions, total)
+        return self._graphs[batch_size]
+
+    def __call__(self, dataset, indices, direction):
+        """Return (per-sample inner products, Hessian-vector product list) for `direction` (list of arrays)."""
+        count = len(indices)
+        if count == 1:
+            # nnabla's double-backward of some losses (CategoricalCrossEntropy) fails at batch size 1:
+            # run two copies of the sample and give the second one weight 0.
+            indices = np.concatenate([indices, indices])
+        loss, weights, directions, total = self._graph(len(indices))
+        self.model.feed(loss, dataset, indices)
+        weights.d = (np.arange(len(indices)) < count).astype(np.float32)
+        weights.grad.zero()
+        for variable, values in zip(directions, direction):
+            variable.d = values
+        parameters = list(self.model.parameters.values())
+        for p in parameters:
+            p.grad.zero()
+        total.forward(clear_no_need_grad=True)
+        total.backward(clear_buffer=True)
+        return weights.g[:count].copy(), [p.g.copy() for p in parameters]
+
+
+class PerSampleDirectional:
+    """The slow, obvious reference: one batch-size-1 backward per sample for the inner products,
+    and the Hessian-vector product summed over batch-size-1 double-backward passes."""
+
+    def __init__(self, model):
+        self.model = model
+        self._single = BatchedDirectional(model)
+
+    def __call__(self, dataset, indices, direction):
+        model = self.model
+        parameters = list(model.parameters.values())
+        loss = model.loss_graph(1, train=False)
+        scores = np.zeros(len(indices), dtype=np.float64)
+        hvp = [np.zeros(p.shape, dtype=np.float64) for p in parameters]
+        for position, index in enumerate(indices):
+            model.feed(loss, dataset, np.array([index]))
+            for p in parameters:
+                p.grad.zero()
+            loss.mean_loss.forward(clear_no_need_grad=True)
+            loss.mean_loss.backward(clear_buffer=True)
+            scores[position] = sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction))
+            _, single_hvp = self._single(dataset, np.array([index]), direction)
+            for total, part in zip(hvp, single_hvp):
+                total += part
+        return scores, [h.astype(np.float32) for h in hvp]
+
+
+def validation_gradient(model, dataset, batch_size=64):
+    """Return (u, mean loss): the gradient of the mean validation loss at the current parameters."""
+    parameters = list(model.parameters.values())
+    for p in parameters:
+        p.grad.zero()
+    n = len(dataset)
+    loss_sum = 0.0
+    summed_losses = {}
+    for start in range(0, n, batch_size):
+        indices = np.arange(start, min(n, start + batch_size))
+        graph = model.loss_graph(len(indices), train=False)
+        if len(indices) not in summed_losses:
+            with nn.context_scope(model.context):
+                summed_losses[len(indices)] = F.sum(graph.per_sample_loss)
+        summed = summed_losses[len(indices)]
+        model.feed(graph, dataset, indices)
+        summed.forward(clear_no_need_grad=True)
+        summed.backward(clear_buffer=True)  # parameter gradients accumulate over batches
+        loss_sum += float(summed.d)
+    return [p.g.copy() / n for p in parameters], loss_sum / n
+
+
+def sgd_influence(model, dataset, schedule, u, step_factors, weight_decay=0.0,
+                  parameters_before_step=None, reference=False, title="Scoring"):
+    """Return the SGD-influence of every sample of `dataset` (float64 array, one value per row).
+
+    Parameters
+    ----------
+    model : network.Model
+        Holds the final parameters on entry (and on return).
+    schedule : trainer.Schedule
+        The traced steps.
+    u : list of arrays
+        Gradient of the validation loss at the final parameters (`validation_gradient`).
+    step_factors : callable t -> list
+        The per-parameter factor c of step t (P_t = eta_t * c, scalars or arrays; see step_size).
+    weight_decay : float
+        The coupled weight decay the solver applied.
+    parameters_before_step : callable t -> path, or None
+        `mode="all"`: the parameter file of the parameters before step t. None: final parameters.
+    reference : bool
+        Use the per-sample reference path instead of the batched one.
+    """
+    directional = PerSampleDirectional(model) if reference else BatchedDirectional(model)
+    final = model.parameter_arrays() if parameters_before_step else None
+    influence = np.zeros(len(dataset), dtype=np.float64)
+    u = [np.asarray(a, dtype=np.float32) for a in u]
+    with Progress(title, len(schedule)) as progress:
+        for t in reversed(range(len(schedule))):
+            indices, learning_rate = schedule.step(t)
+            if parameters_before_step:
+                model.load_parameters(parameters_before_step(t))
+            v = [(learning_rate * c * a).astype(np.float32) for c, a in zip(step_factors(t), u)]
+            scores, hvp = directional(dataset, indices, v)
+            np.add.at(influence, indices, scores / len(indices))
+            if t > 0:
+                u = [a - h / len(indices) - weight_decay * d for a, h, d in zip(u, hvp, v)]
+            progress.advance(1)
+    if final is not None:
+        model.set_parameter_arrays(final)
+    return influence

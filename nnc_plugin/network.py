@@ -1,0 +1,177 @@
+"""One trial's network: parameters initialised from a seed, a solver, and per-sample loss graphs.
+
+The graphs are built by nnabla's `ProtoGraph` from the project's own proto, so every layer
+NNC can save is supported without re-implementing it here. Two flavours of graph exist:
+the training network exactly as NNC trains it (dropout, augmentation, batch statistics),
+and the scoring network (NNC's validation network, or a copy of the training network with
+those layers switched to their evaluation behaviour), whose per-sample losses do not
+depend on the other samples of a minibatch.
+"""
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Dict, List
+
+import numpy as np
+import nnabla as nn
+import nnabla.functions as F
+import nnabla.solvers as S
+from nnabla.core.graph_def import ProtoGraph
+from nnabla.ext_utils import get_extension_context
+
+from .errors import UserError
+
+CONTEXTS = ("cpu", "cudnn")
+
+
+def extension_context(name):
+    """Return nnabla's extension context for "cpu" or "cudnn", with a clear error if unavailable."""
+    if name not in CONTEXTS:
+        raise UserError(f"Unknown context '{name}'; use one of {', '.join(CONTEXTS)}.")
+    try:
+        return get_extension_context(name)
+    except Exception:
+        raise UserError(f"The '{name}' context needs nnabla's CUDA extension (pip install nnabla-ext-cuda...), "
+                        "which is not installed; use --context cpu.")
+
+
+@dataclass
+class LossGraph:
+    """A computation graph of one network at one batch size."""
+    batch_size: int
+    inputs: Dict[str, nn.Variable]  # dataset column -> input variable
+    generators: List[tuple]  # (variable, generator type, multiplier)
+    per_sample_loss: nn.Variable  # shape (batch_size,): loss of each sample
+    mean_loss: nn.Variable  # the training objective: mean of per_sample_loss
+
+
+def _generator_values(kind, multiplier, shape, rng):
+    if kind == "Normal":
+        return rng.randn(*shape) * multiplier
+    if kind == "Uniform":
+        return rng.uniform(-multiplier, multiplier, shape)
+    if kind == "Constant":
+        return np.full(shape, multiplier)
+    raise UserError(f"The generator type '{kind}' in the optimizer is not supported; use Normal, Uniform or Constant.")
+
+
+class Model:
+    """The network of one trial: parameters, solver, and loss graphs by batch size.
+
+    Parameters are created from the initialisers in the model file with a random state
+    seeded by `seed`, as NNC does when it starts training; trained parameters stored in the
+    model file are not used.
+    """
+
+    def __init__(self, project, seed, context="cpu"):
+        self.project = project
+        self.context = extension_context(context)
+        nn.set_default_context(self.context)
+        self.scope = OrderedDict()
+        self.graph = ProtoGraph.from_proto(project.proto, param_scope=self.scope,
+                                           rng=np.random.RandomState(seed))
+        self.generator_rng = np.random.RandomState(seed + 1)
+        self._graphs = {}
+        # Building the training graph once creates every parameter.
+        self.loss_graph(project.batch_size, train=True)
+        with nn.parameter_scope("", self.scope):
+            everything = nn.get_parameters(grad_only=False)
+        missing = [n for n in project.trainable_parameters if n not in everything]
+        if missing:
+            raise UserError(f"The optimizer updates the parameter '{missing[0]}', which the training network "
+                            "does not use; export the project again.")
+        self.all_parameters = OrderedDict(everything)
+        self.parameters = OrderedDict((n, everything[n]) for n in project.trainable_parameters)
+        self.solver = self._make_solver()
+
+    def _make_solver(self):
+        factory = getattr(S, self.project.solver_name, None)
+        if factory is None:
+            raise UserError(f"The solver '{self.project.solver_name}' is not available in this nnabla.")
+        with nn.context_scope(self.context):
+            solver = factory(**self.project.solver_hyperparameters)
+        solver.set_parameters(self.parameters)
+        return solver
+
+    def loss_graph(self, batch_size, train):
+        """Return the `LossGraph` of the training (train=True) or scoring network at a batch size."""
+        key = (int(batch_size), bool(train))
+        if key not in self._graphs:
+            self._graphs[key] = self._build(*key)
+        return self._graphs[key]
+
+    def _build(self, batch_size, train):
+        project = self.project
+        name = project.train_network if train else project.eval_network
+        network = self.graph.networks[name]
+        inputs, generators, args = {}, [], []
+        for variable_name in network.inputs:
+            proto_variable = network.variables[variable_name]
+            shape = (batch_size,) + tuple(d for d in proto_variable.shape[1:])
+            variable = nn.Variable(shape)
+            if variable_name in project.data_variables:
+                inputs[project.data_variables[variable_name]] = variable
+            elif variable_name in project.generator_variables:
+                kind, multiplier = project.generator_variables[variable_name]
+                generators.append((variable, kind, multiplier))
+            else:
+                raise UserError(f"The network '{name}' reads the variable '{variable_name}', which the optimizer "
+                                "feeds from no dataset column; connect it in Neural Network Console.")
+            args.append(variable)
+        # ProtoGraph keeps one function object per layer and reuses it on the next call, which
+        # would tie this graph to the first one's batch size: make fresh ones for every graph.
+        for proto_function in network.functions.values():
+            proto_function.function_instance = None
+        with nn.context_scope(self.context):
+            network(*args, batch_size=batch_size, ctx=self.context)
+            losses = []
+            for loss_name in project.loss_variables:
+                if loss_name not in network.variables:
+                    raise UserError(f"The network '{name}' has no variable '{loss_name}' (the loss); "
+                                    "export the project again.")
+                loss = network.variables[loss_name].variable_instance
+                if loss.ndim == 0 or loss.shape[0] != batch_size:
+                    raise UserError(f"The loss '{loss_name}' has no per-sample axis (shape {loss.shape}); "
+                                    "influence needs one loss value per sample, so do not average the loss over the batch.")
+                losses.append(loss)
+            # NNC trains on the mean of all elements of the first loss (nnabla_cli divides by its size);
+            # scaling the per-sample sums by batch/size keeps mean(per_sample) equal to that objective.
+            scale = batch_size / losses[0].size
+            per_sample = None
+            for loss in losses:
+                summed = F.sum(F.reshape(loss, (batch_size, -1)), axis=1)
+                per_sample = summed if per_sample is None else per_sample + summed
+            if scale != 1.0:
+                per_sample = per_sample * scale
+            mean_loss = F.mean(per_sample)
+        return LossGraph(batch_size, inputs, generators, per_sample, mean_loss)
+
+    def feed(self, graph, dataset, indices):
+        """Put the samples `indices` of `dataset` into the inputs of `graph`."""
+        shapes = {name: variable.shape[1:] for name, variable in graph.inputs.items()}
+        for name, values in dataset.batch(indices, shapes).items():
+            graph.inputs[name].d = values
+        for variable, kind, multiplier in graph.generators:
+            variable.d = _generator_values(kind, multiplier, variable.shape, self.generator_rng)
+
+    # Parameter state -------------------------------------------------------------------
+    def parameter_arrays(self, trainable_only=False):
+        """Return a copy of the parameter values as {name: numpy array}."""
+        source = self.parameters if trainable_only else self.all_parameters
+        return OrderedDict((name, variable.d.copy()) for name, variable in source.items())
+
+    def set_parameter_arrays(self, arrays):
+        for name, values in arrays.items():
+            self.all_parameters[name].d = values
+
+    def save_parameters(self, path):
+        """Write every parameter (trainable or not) to an nnabla .h5 parameter file."""
+        nn.parameter.save_parameters(path, params=self.all_parameters)
+
+    def load_parameters(self, path):
+        """Read parameters written by `save_parameters` into this model."""
+        with nn.parameter_scope("", self.scope):
+            nn.parameter.load_parameters(path)
+
+    def parameter_count(self, trainable_only=False):
+        source = self.parameters if trainable_only else self.all_parameters
+        return int(sum(v.size for v in source.values()))

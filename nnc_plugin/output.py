@@ -1,0 +1,118 @@
+"""What the plugin writes: the scored CSV, the cleansed CSV and the run summary.
+
+Every file is written to a temporary file in the destination folder and renamed into place,
+so a crash or Ctrl-C never leaves a half-written file, and an existing file is replaced
+only by a complete one. Paths inside CSV cells are rewritten so they still resolve from the
+folder of the new CSV, which is how NNC resolves them.
+"""
+import csv
+import io
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .dataset import FILE_EXTENSIONS
+from .errors import UserError
+
+SCORE_COLUMN = "influence"
+INDEX_COLUMN = "datasource_index"
+
+
+def check_writable(path, inputs=()):
+    """Refuse an output path that would overwrite an input or cannot be written, before any work is done."""
+    target = os.path.abspath(path)
+    for source in inputs:
+        if source and os.path.exists(source) and os.path.exists(target) and os.path.samefile(source, target):
+            raise UserError(f"The output {path} is one of the input files; choose another output name so your data is kept.")
+        if source and os.path.abspath(source) == target:
+            raise UserError(f"The output {path} is one of the input files; choose another output name so your data is kept.")
+    folder = os.path.dirname(target) or "."
+    if os.path.isdir(target):
+        raise UserError(f"The output {path} is a folder; give a file name such as influence.csv.")
+    if not os.path.isdir(folder):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"The folder of the output {path} cannot be created ({error.strerror}); "
+                            "choose another output path.")
+    if not os.access(folder, os.W_OK) or (os.path.exists(target) and not os.access(target, os.W_OK)):
+        raise UserError(f"The output {path} cannot be written (no permission); choose a folder you can write to.")
+
+
+def write_atomically(path, data):
+    """Write `data` (str or bytes) to `path` through a temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(path):
+            os.chmod(temporary, os.stat(path).st_mode & 0o777)
+        else:
+            os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _is_path_cell(cell):
+    try:
+        float(cell)
+        return False
+    except ValueError:
+        return os.path.splitext(cell)[1].lower() in FILE_EXTENSIONS
+
+
+def relocate_path(cell, source_folder, target_folder):
+    """Rewrite a path cell of a CSV in `source_folder` so it resolves from `target_folder`."""
+    if not _is_path_cell(cell) or os.path.isabs(cell.replace("\\", "/")):
+        return cell
+    absolute = os.path.normpath(os.path.join(source_folder, cell.replace("\\", "/")))
+    try:
+        relative = os.path.relpath(absolute, target_folder)
+    except ValueError:  # another drive on Windows
+        return absolute
+    if "\\" in cell:
+        relative = relative.replace("/", "\\")
+    return relative
+
+
+def csv_text(header, rows, newline="\n"):
+    """Return CSV text with NNC's conventions (comma separated, minimal quoting)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def format_score(value):
+    return f"{value:.9g}"
+
+
+def ranked_rows(dataset, scores, target_folder):
+    """The rows of `dataset` with score and index appended, most harmful (lowest score) first."""
+    source_folder = os.path.dirname(dataset.path)
+    order = np.lexsort((np.arange(len(scores)), scores))  # by score, ties by row index
+    rows = []
+    for index in order:
+        cells = [relocate_path(c, source_folder, target_folder) for c in dataset.rows[index]]
+        rows.append(cells + [format_score(scores[index]), str(int(index))])
+    return rows
+
+
+def write_scored_csv(path, dataset, scores):
+    """Write the training CSV plus `influence` and `datasource_index`, sorted ascending by score."""
+    target_folder = os.path.dirname(os.path.abspath(path))
+    header = list(dataset.header) + [SCORE_COLUMN, INDEX_COLUMN]
+    write_atomically(path, csv_text(header, ranked_rows(dataset, scores, target_folder), dataset.newline))
+
+
+def write_summary(path, summary):
+    write_atomically(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,260 @@
+"""The front object: model file and CSVs in, scored CSV and summary out.
+
+Each stage is a plain call: project -> datasets -> (per trial) train or reuse the cache ->
+score -> average -> output. The command line and the NNC plugin scripts build a
+`ScoreOptions` and call `score`.
+"""
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import nnabla
+
+from . import step_size
+from .cache import TrialCache, fingerprint, load_arrays
+from .dataset import read_dataset
+from .errors import UserError
+from .influence import sgd_influence, validation_gradient
+from .log import info
+from .network import Model
+from .output import check_writable, write_scored_csv, write_summary
+from .project import load_project
+from .trainer import Schedule, TrainingRecord, train
+
+MODES = ("final", "all")
+DEFAULT_TRIALS = 1
+
+
+@dataclass
+class ScoreOptions:
+    """What `nnc-cleanse score` does; the defaults are the documented ones."""
+    model: str
+    input_train: Optional[str] = None
+    input_val: Optional[str] = None
+    output: str = "influence.csv"
+    mode: str = "final"
+    n_trials: int = DEFAULT_TRIALS
+    seed: int = 0
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    trace_epochs: int = 1
+    cache_dir: Optional[str] = None
+    context: str = "cpu"
+    reference: bool = False
+
+    def validate(self):
+        if self.mode not in MODES:
+            raise UserError(f"--mode must be one of {', '.join(MODES)}, not '{self.mode}'.")
+        for name in ("n_trials", "trace_epochs"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be 1 or more, not {getattr(self, name)}.")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be 1 or more, not {value}.")
+
+    def default_cache_dir(self):
+        stem = os.path.splitext(os.path.abspath(self.output))[0]
+        return stem + "_cache"
+
+
+@dataclass
+class TrialResult:
+    scores: np.ndarray
+    record: TrainingRecord
+    cache_bytes: int
+    validation_loss: float
+    score_seconds: float
+    parameter_count: int
+    trainable_parameter_count: int
+    reused: bool = False
+
+
+@dataclass
+class ScoreRun:
+    """Everything `score` computed, for the caller (CLI, evaluate, tests)."""
+    scores: np.ndarray
+    trials: list = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+def _dataset_path(given, spec, role, model_path):
+    if given:
+        return given
+    if spec is None or not spec.uri:
+        raise UserError(f"The model file {model_path} names no {role} dataset; pass it with "
+                        f"--input-{'train' if role == 'training' else 'val'}.")
+    if not os.path.isfile(spec.uri):
+        raise UserError(f"The {role} dataset {spec.uri} named in the model file does not exist on this machine; "
+                        f"pass it with --input-{'train' if role == 'training' else 'val'}.")
+    return spec.uri
+
+
+def check_dataset(project, dataset):
+    """Check that a dataset feeds the network: every column present, every sample the right size."""
+    for data_name, shape in project.input_shapes.items():
+        if data_name not in dataset.arrays:
+            raise UserError(f"The dataset {dataset.path} has no column '{data_name}', which the network reads; "
+                            f"its columns are {', '.join(dataset.header)}.")
+        have = dataset.sample_shape(data_name)
+        if int(np.prod(have)) != int(np.prod(shape)):
+            raise UserError(f"The column '{data_name}' of {dataset.path} holds samples of shape {tuple(have)}, "
+                            f"but the network expects {tuple(shape)}; resize the data or change the network's input.")
+    for data_name, classes in _label_ranges(project).items():
+        labels = dataset.arrays[data_name].reshape(len(dataset), -1)
+        bad = np.flatnonzero((labels != np.round(labels)).any(axis=1) | (labels < 0).any(axis=1)
+                             | (labels >= classes).any(axis=1))
+        if bad.size:
+            row = int(bad[0])
+            raise UserError(f"Row {row + 2} of {dataset.path}: the label '{dataset.rows[row][_column_of(dataset, data_name)]}' "
+                            f"in column '{data_name}' is not a class index from 0 to {classes - 1}; fix the label.")
+
+
+def _column_of(dataset, data_name):
+    for position, cell in enumerate(dataset.header):
+        if cell.split(":", 1)[0].split("__", 1)[0] == data_name:
+            return position
+    return 0
+
+
+def _label_ranges(project):
+    """{data name: number of classes} for labels fed to a categorical loss layer."""
+    ranges = {}
+    network = next(n for n in project.proto.network if n.name == project.train_network)
+    shapes = {v.name: list(v.shape.dim) for v in network.variable}
+    for function in network.function:
+        if function.type in ("CategoricalCrossEntropy", "SoftmaxCrossEntropy") and len(function.input) == 2:
+            target = function.input[1]
+            data_name = project.data_variables.get(target)
+            prediction_shape = shapes.get(function.input[0], [])
+            if data_name and len(prediction_shape) >= 2:
+                ranges[data_name] = int(prediction_shape[1])
+    return ranges
+
+
+def _trial_fingerprint(project, train_data, options, epochs, batch_size, seed):
+    return fingerprint(
+        project.proto.SerializeToString(deterministic=True), train_data.arrays_digest(),
+        {"seed": seed, "epochs": epochs, "batch_size": batch_size, "trace_epochs": options.trace_epochs,
+         "keep_steps": options.mode == "all", "context": options.context, "nnabla": nnabla.__version__,
+         "normalize": train_data.normalize})
+
+
+def _step_factors(project, cache, mode):
+    """Return t -> list of per-parameter factors c (P_t = eta_t * c) for the chosen mode."""
+    names = project.trainable_parameters
+    if not step_size.is_adaptive(project.solver_name):
+        c = step_size.scalar_factor(project.solver_name, project.solver_hyperparameters)
+        return lambda t: [c] * len(names)
+    if mode == "all":
+        return lambda t: [load_arrays(cache.step_factors(t))[n] for n in names]
+    final = load_arrays(cache.final_factors)
+    return lambda t: [final[n] for n in names]
+
+
+def run_trial(project, train_data, val_data, options, trial, epochs, batch_size, shuffle, cache_root):
+    """Train (or reuse the cached training of) one trial, then score it."""
+    seed = options.seed + trial
+    cache = TrialCache(os.path.join(cache_root, f"trial_{trial}"))
+    key = _trial_fingerprint(project, train_data, options, epochs, batch_size, seed)
+    model = Model(project, seed=seed, context=options.context)
+    reused = cache.matches(key)
+    if reused:
+        manifest = cache.read_manifest()
+        info(f"Trial {trial + 1}/{options.n_trials}: reusing the training cached in {cache.folder} "
+             "(same model, data and seed).")
+        record = TrainingRecord(Schedule.load(cache.schedule), manifest["epoch_seconds"], manifest["final_loss"])
+        model.load_parameters(cache.final_parameters)
+    else:
+        if os.path.exists(cache.manifest_path):
+            info(f"Trial {trial + 1}/{options.n_trials}: the cache in {cache.folder} was made from other inputs; training again.")
+        info(f"Trial {trial + 1}/{options.n_trials}: training {epochs} epochs on {len(train_data)} samples "
+             f"(batch size {batch_size}, seed {seed}).")
+        cache.start()
+        record = train(model, train_data, cache, epochs, batch_size, seed, shuffle=shuffle,
+                       trace_epochs=min(options.trace_epochs, epochs), keep_step_parameters=options.mode == "all")
+        cache.finish(key, {"epoch_seconds": record.epoch_seconds, "final_loss": record.final_loss,
+                           "seed": seed, "epochs": epochs, "batch_size": batch_size, "mode": options.mode})
+
+    started = time.perf_counter()
+    u, validation_loss = validation_gradient(model, val_data, batch_size)
+    scores = sgd_influence(
+        model, train_data, record.schedule, u, _step_factors(project, cache, options.mode),
+        weight_decay=project.weight_decay,
+        parameters_before_step=cache.step_parameters if options.mode == "all" else None,
+        reference=options.reference, title=f"Scoring (trial {trial + 1}/{options.n_trials})")
+    seconds = time.perf_counter() - started
+    info(f"Trial {trial + 1}/{options.n_trials}: validation loss {validation_loss:.5f}; scored {len(train_data)} "
+         f"samples over {len(record.schedule)} steps in {seconds:.1f} s.")
+    return TrialResult(scores, record, cache.size_bytes(), validation_loss, seconds,
+                       model.parameter_count(), model.parameter_count(trainable_only=True), reused)
+
+
+def score(options):
+    """Run the whole job; return a `ScoreRun` (the CSV and summary are written)."""
+    options.validate()
+    project = load_project(options.model, context=options.context)
+    step_size.check_supported(project.solver_name, project.path)
+    train_path = _dataset_path(options.input_train, project.train_dataset, "training", project.path)
+    val_path = _dataset_path(options.input_val, project.val_dataset, "validation", project.path)
+    check_writable(options.output, inputs=(train_path, val_path, project.path))
+    summary_path = options.output + ".summary.json"
+    check_writable(summary_path, inputs=(train_path, val_path, project.path))
+
+    if project.has_trained_parameters:
+        info("The model file holds trained parameters; they are not used: training starts from the network's "
+             "initialisation, as Neural Network Console does, so the traced steps are real ones.")
+    if project.eval_network_derived:
+        info(f"Scoring with a copy of the network '{project.train_network}' in evaluation mode "
+             "(batch statistics fixed, dropout and augmentation off).")
+    normalize = project.train_dataset.normalize if project.train_dataset else True
+    train_data = read_dataset(train_path, normalize=normalize)
+    val_data = read_dataset(val_path, normalize=normalize)
+    check_dataset(project, train_data)
+    check_dataset(project, val_data)
+
+    epochs = options.epochs or project.max_epoch
+    batch_size = options.batch_size or project.batch_size
+    shuffle = project.train_dataset.shuffle if project.train_dataset else True
+    cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
+    os.makedirs(cache_root, exist_ok=True)
+
+    trials = []
+    for trial in range(options.n_trials):
+        trials.append(run_trial(project, train_data, val_data, options, trial, epochs, batch_size, shuffle, cache_root))
+    scores = np.mean([t.scores for t in trials], axis=0)
+
+    summary = {
+        "model": project.path,
+        "input_train": train_data.path,
+        "input_val": val_data.path,
+        "output": os.path.abspath(options.output),
+        "n_train": len(train_data),
+        "n_val": len(val_data),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "trace_epochs": min(options.trace_epochs, epochs),
+        "traced_steps": len(trials[0].record.schedule),
+        "mode": options.mode,
+        "n_trials": options.n_trials,
+        "seed": options.seed,
+        "solver": project.solver_name,
+        "context": options.context,
+        "cache_dir": cache_root,
+        "cache_bytes": trials[0].cache_bytes,
+        "cache_bytes_all_trials": int(sum(t.cache_bytes for t in trials)),
+        "parameter_bytes": 4 * trials[0].parameter_count,
+        "trainable_parameters": trials[0].trainable_parameter_count,
+        "train_seconds": float(sum(t.record.train_seconds for t in trials)),
+        "score_seconds": float(sum(t.score_seconds for t in trials)),
+        "epoch_seconds": float(np.mean([s for t in trials for s in t.record.epoch_seconds])),
+        "validation_loss": float(np.mean([t.validation_loss for t in trials])),
+        "reused_cache": [t.reused for t in trials],
+        "scoring_path": "per-sample reference" if options.reference else "batched",
+    }
+    write_scored_csv(options.output, train_data, scores)
+    write_summary(summary_path, summary)
+    info(f"Wrote {options.output}: {len(train_data)} rows, most harmful first (lowest influence).")
+    return ScoreRun(scores=scores, trials=trials, summary=summary)

@@ -1,0 +1,308 @@
+"""The model file: what a Neural Network Console project says about training.
+
+This is the one module that knows nnabla's NNP/nntxt schema. It reads the file through
+nnabla's own loader (`nnabla.utils.load.load`) and returns a plain `Project`: which network
+trains, which network evaluates, what the loss is, which dataset columns feed which
+variables, the solver and its schedule, the epochs and the batch size.
+"""
+import copy
+import os
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import nnabla as nn
+from google.protobuf import text_format
+from nnabla.utils import nnabla_pb2
+
+from .errors import UserError
+
+MODEL_EXTENSIONS = (".nnp", ".nntxt", ".prototxt")
+# What Neural Network Console and `nnabla_cli train` leave in a results folder, best first.
+RESULT_FOLDER_FILES = ("results.nnp", "network.nntxt", "net.nntxt")
+
+# Layers that only make sense while training: the network used to score samples
+# replaces them with Identity (their input and output shapes are equal).
+TRAINING_ONLY_LAYERS = ("Dropout", "RandomFlip", "RandomShift", "RandomErase", "ImageAugmentation")
+# Random layers that change the shape of their input cannot be replaced that way.
+SHAPE_CHANGING_RANDOM_LAYERS = ("RandomCrop",)
+
+
+@dataclass
+class DatasetSpec:
+    """One `dataset` entry of the model file."""
+    name: str
+    uri: str  # absolute path, or "" when the model file names none
+    batch_size: int
+    shuffle: bool
+    normalize: bool  # divide image pixels by 255, as NNC does unless told otherwise
+
+
+@dataclass
+class Project:
+    """Everything the model file says about training, as plain data."""
+    path: str
+    proto: nnabla_pb2.NNablaProtoBuf  # with `eval_network` present (added if derived)
+    train_network: str
+    eval_network: str
+    eval_network_derived: bool
+    data_variables: Dict[str, str]  # network variable -> dataset column (data name)
+    generator_variables: Dict[str, tuple]  # network variable -> (generator type, multiplier)
+    loss_variables: List[str]
+    trainable_parameters: List[str]  # names the optimizer updates (learning-rate multiplier > 0)
+    solver_name: str
+    solver_hyperparameters: dict
+    weight_decay: float
+    scheduler: object  # nnabla.utils.learning_rate_scheduler object: get_learning_rate(iter)
+    max_epoch: int
+    batch_size: int
+    train_dataset: Optional[DatasetSpec]
+    val_dataset: Optional[DatasetSpec]
+    has_trained_parameters: bool
+    input_shapes: Dict[str, tuple] = field(default_factory=dict)  # per-sample shape of each data variable
+
+    @property
+    def data_names(self):
+        """The dataset columns the training network reads."""
+        return list(OrderedDict.fromkeys(self.data_variables.values()))
+
+
+def resolve_model_path(path):
+    """Return the model file to read: `path` itself, or the model file inside a results folder."""
+    if os.path.isdir(path):
+        for name in RESULT_FOLDER_FILES:
+            candidate = os.path.join(path, name)
+            if os.path.isfile(candidate):
+                return candidate
+        raise UserError(
+            f"The folder {path} holds no model file ({', '.join(RESULT_FOLDER_FILES)}); "
+            "pass the results.nnp that Neural Network Console wrote, or its folder.")
+    if not os.path.isfile(path):
+        raise UserError(f"The model file {path} does not exist; pass the path of a .nnp or .nntxt file.")
+    if os.path.splitext(path)[1].lower() not in MODEL_EXTENSIONS:
+        raise UserError(
+            f"The model file {path} is not a .nnp or .nntxt file; "
+            "pass the results.nnp that Neural Network Console wrote.")
+    return path
+
+
+def _check_container(path):
+    """Refuse files nnabla's loader would choke on, with a sentence instead of a traceback."""
+    if path.lower().endswith(".nnp"):
+        if not zipfile.is_zipfile(path):
+            raise UserError(f"The model file {path} is not an NNP file (not a zip archive); "
+                            "pass the results.nnp that Neural Network Console wrote.")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as error:
+            raise UserError(f"The model file {path} is a damaged zip archive ({error}); export it again from Neural Network Console.")
+        if bad is not None:
+            raise UserError(f"The model file {path} is a damaged zip archive (member {bad} is corrupt); export it again.")
+        if not any(n.endswith((".nntxt", ".prototxt", ".protobuf")) for n in names):
+            raise UserError(f"The model file {path} is a zip archive without a network definition (.nntxt); "
+                            "it is not an NNP file.")
+    else:
+        proto = nnabla_pb2.NNablaProtoBuf()
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                text_format.Merge(f.read(), proto)
+        except (text_format.ParseError, UnicodeDecodeError) as error:
+            raise UserError(f"The model file {path} could not be parsed as nntxt ({str(error).splitlines()[0]}); "
+                            "export it again from Neural Network Console.")
+
+
+def _nnabla_load(path, context):
+    """Run nnabla's own loader in a private parameter scope; return its `info` object."""
+    from nnabla.utils.load import load
+    scope = OrderedDict()
+    try:
+        with nn.parameter_scope("", scope):
+            return load([path], prepare_data_iterator=False, exclude_parameter=True,
+                        batch_size=1, context=context)
+    except UserError:
+        raise
+    except Exception as error:  # nnabla raises many types; all mean "this model cannot be used"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"nnabla could not load the model file {path} ({reason}); "
+                        "check that it was written by Neural Network Console or nnabla.")
+
+
+def _has_stored_parameters(path, proto):
+    if proto.parameter:
+        return True
+    if path.lower().endswith(".nnp"):
+        with zipfile.ZipFile(path) as archive:
+            return any(os.path.basename(n).startswith("parameter") for n in archive.namelist())
+    return False
+
+
+def _resolve_uri(uri, model_path):
+    if not uri:
+        return ""
+    if "://" in uri:
+        return uri
+    if os.path.isabs(uri):
+        return uri
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(model_path)), uri))
+
+
+def _network_proto(proto, name):
+    for network in proto.network:
+        if network.name == name:
+            return network
+    return None
+
+
+def _variable_names(network_proto):
+    return {v.name for v in network_proto.variable}
+
+
+def _choose_eval_network(proto, optimizer_proto, loss_names, data_names, val_dataset_name):
+    """Pick the network NNC made for evaluation (same loss and inputs, no training-only layers).
+
+    Returns (name, derived). When the project has no such network, a copy of the training
+    network is added to `proto` with batch statistics off and training-only layers replaced
+    by Identity; `derived` is then True.
+    """
+    train_name = optimizer_proto.network_name
+    needed = set(loss_names) | set(data_names)
+    monitor_networks = [m.network_name for m in proto.monitor if val_dataset_name in m.dataset_name]
+    candidates = [n.name for n in proto.network
+                  if n.name != train_name and needed <= _variable_names(n)]
+    for name in monitor_networks + candidates:
+        if name in candidates and not _training_only_functions(_network_proto(proto, name)):
+            return name, False
+
+    train = _network_proto(proto, train_name)
+    if not _training_only_functions(train):
+        return train_name, False
+    for function in train.function:
+        if function.type in SHAPE_CHANGING_RANDOM_LAYERS:
+            raise UserError(
+                f"The layer {function.name} ({function.type}) changes the shape of its input at random and the model file "
+                "has no validation network to score with; add one in Neural Network Console (it makes MainValidation "
+                "when you add a Validation dataset) or remove the layer.")
+    derived = copy.deepcopy(train)
+    derived.name = train_name + "__scoring"
+    for function in derived.function:
+        if function.type == "BatchNormalization":
+            function.batch_normalization_param.batch_stat = False
+        elif function.type in TRAINING_ONLY_LAYERS:
+            function.ClearField("parameter")
+            function.type = "Identity"
+    proto.network.append(derived)
+    return derived.name, True
+
+
+def _training_only_functions(network_proto):
+    found = []
+    for function in network_proto.function:
+        if function.type in TRAINING_ONLY_LAYERS + SHAPE_CHANGING_RANDOM_LAYERS:
+            found.append(function.name)
+        elif function.type == "BatchNormalization" and function.batch_normalization_param.batch_stat:
+            found.append(function.name)
+    return found
+
+
+def _input_shapes(network_proto, data_variables):
+    shapes = {}
+    for variable in network_proto.variable:
+        if variable.name in data_variables:
+            dims = list(variable.shape.dim)
+            shapes[data_variables[variable.name]] = tuple(d for d in dims[1:]) if dims and dims[0] < 1 else tuple(dims[1:])
+    return shapes
+
+
+def load_project(path, context="cpu"):
+    """Return the `Project` described by a .nnp, .nntxt or NNC results folder.
+
+    Parameters
+    ----------
+    path : str
+        The model file (or a results folder holding results.nnp / network.nntxt).
+    context : str
+        nnabla extension context: "cpu" or "cudnn" (a GPU with nnabla-ext-cuda).
+    """
+    path = resolve_model_path(path)
+    _check_container(path)
+    info = _nnabla_load(path, context)
+    proto = info.proto
+
+    if not proto.network:
+        raise UserError(f"The model file {path} defines no network; export the whole project from Neural Network Console.")
+    if not proto.optimizer:
+        raise UserError(f"The model file {path} has no optimizer, so there is no training to replay; "
+                        "use the results.nnp of a training run (it holds the training configuration).")
+    if len(proto.optimizer) > 1:
+        names = ", ".join(o.name for o in proto.optimizer)
+        raise UserError(f"The model file {path} has {len(proto.optimizer)} optimizers ({names}); "
+                        "only projects trained by a single optimizer are supported.")
+    optimizer_proto = proto.optimizer[0]
+    train_network = _network_proto(proto, optimizer_proto.network_name)
+    if train_network is None:
+        raise UserError(f"The optimizer in {path} trains the network '{optimizer_proto.network_name}', "
+                        "which the file does not define; export the project again.")
+    loss_names = [v.variable_name for v in optimizer_proto.loss_variable]
+    if not loss_names:
+        raise UserError(f"The optimizer in {path} has no loss variable; set a loss layer in the training network.")
+    missing = [n for n in loss_names if n not in _variable_names(train_network)]
+    if missing:
+        raise UserError(f"The loss variable '{missing[0]}' named by the optimizer in {path} is not in the network "
+                        f"'{train_network.name}'; export the project again.")
+    data_variables = OrderedDict((d.variable_name, d.data_name) for d in optimizer_proto.data_variable)
+    if not data_variables:
+        raise UserError(f"The optimizer in {path} reads no dataset variables; the training data cannot be fed.")
+    generator_variables = OrderedDict(
+        (g.variable_name, (g.type, g.multiplier)) for g in optimizer_proto.generator_variable)
+
+    datasets = OrderedDict()
+    for d in proto.dataset:
+        datasets[d.name] = DatasetSpec(d.name, _resolve_uri(d.uri, path), int(d.batch_size),
+                                       bool(d.shuffle), not d.no_image_normalization)
+    train_dataset = datasets.get(optimizer_proto.dataset_name[0]) if optimizer_proto.dataset_name else None
+    val_dataset = None
+    for name, spec in datasets.items():
+        if train_dataset is None or name != train_dataset.name:
+            val_dataset = spec
+            break
+
+    optimizer = info.optimizers[optimizer_proto.name]
+    trainable = [name for name in optimizer.parameters]
+    if not trainable:
+        raise UserError(f"The optimizer in {path} updates no parameters; there is nothing to trace.")
+
+    eval_name, derived = _choose_eval_network(
+        proto, optimizer_proto, loss_names, list(data_variables),
+        val_dataset.name if val_dataset else "Validation")
+
+    batch_size = (train_dataset.batch_size if train_dataset and train_dataset.batch_size > 0
+                  else int(train_network.batch_size) or 64)
+    max_epoch = int(info.training_config.max_epoch) if hasattr(info, "training_config") else 0
+    if max_epoch < 1:
+        raise UserError(f"The training configuration in {path} has no epochs (max_epoch is {max_epoch}); "
+                        "set Max Epoch in Neural Network Console's CONFIG tab, or pass --epochs.")
+
+    return Project(
+        path=os.path.abspath(path),
+        proto=proto,
+        train_network=train_network.name,
+        eval_network=eval_name,
+        eval_network_derived=derived,
+        data_variables=data_variables,
+        generator_variables=generator_variables,
+        loss_variables=loss_names,
+        trainable_parameters=trainable,
+        solver_name=optimizer.solver.name,
+        solver_hyperparameters=dict(optimizer.solver.info),
+        weight_decay=float(optimizer.weight_decay),
+        scheduler=optimizer.scheduler,
+        max_epoch=max_epoch,
+        batch_size=batch_size,
+        train_dataset=train_dataset,
+        val_dataset=val_dataset,
+        has_trained_parameters=_has_stored_parameters(path, proto),
+        input_shapes=_input_shapes(train_network, data_variables),
+    )

@@ -1,0 +1,54 @@
+"""Shared fixtures: the sample datasets (written once per session) and small projects built from them."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "sample_projects")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def sample_data():
+    """Make sure both sample projects' datasets exist; return the sample_projects folder."""
+    needed = [os.path.join(SAMPLES, p, "data", "train_noisy_s0_flips.csv") for p in ("digits", "mnist")]
+    if not all(os.path.exists(n) for n in needed):
+        subprocess.run([sys.executable, os.path.join(SAMPLES, "make_datasets.py")], check=True)
+    return SAMPLES
+
+
+@pytest.fixture
+def digits(sample_data):
+    folder = os.path.join(sample_data, "digits")
+    return {"model": os.path.join(folder, "digits_mlp.nntxt"),
+            "train": os.path.join(folder, "data", "train.csv"),
+            "val": os.path.join(folder, "data", "val.csv"),
+            "test": os.path.join(folder, "data", "test.csv"),
+            "folder": folder}
+
+
+@pytest.fixture
+def mnist(sample_data):
+    folder = os.path.join(sample_data, "mnist")
+    return {"model": os.path.join(folder, "mnist_cnn.nntxt"),
+            "train": os.path.join(folder, "data", "train.csv"),
+            "noisy": os.path.join(folder, "data", "train_noisy_s0.csv"),
+            "flips": os.path.join(folder, "data", "train_noisy_s0_flips.csv"),
+            "val": os.path.join(folder, "data", "val.csv"),
+            "folder": folder}
+
+
+@pytest.fixture
+def cli():
+    """Run the installed `nnc-cleanse` command as a user would; return the CompletedProcess."""
+    executable = os.path.join(os.path.dirname(sys.executable), "nnc-cleanse")
+
+    def run(*args, check=True, cwd=None):
+        result = subprocess.run([executable, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+        if check and result.returncode != 0:
+            raise AssertionError(f"nnc-cleanse {' '.join(map(str, args))} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+    return run

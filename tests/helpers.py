@@ -1,0 +1,61 @@
+"""Small real projects for tests: subsets of the sample data and variants of the sample networks."""
+import csv
+import os
+import string
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def subset_csv(source, target, rows, absolute_paths=True):
+    """Write the first `rows` rows of an NNC CSV to `target` (paths made absolute so they resolve anywhere)."""
+    with open(source, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    folder = os.path.dirname(os.path.abspath(source))
+    body = []
+    for row in table[1:rows + 1]:
+        if absolute_paths:
+            row = [os.path.join(folder, c) if c.endswith(".png") else c for c in row]
+        body.append(row)
+    with open(target, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows([table[0]] + body)
+    return target
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def softmax_regression_project(folder, train_csv="", val_csv="", lr=0.1, epochs=2, batch_size=8,
+                               weight_decay=0.0, solver="Sgd"):
+    """Write an NNC project with a single Affine layer + Softmax + CategoricalCrossEntropy on 8x8 digits."""
+    with open(os.path.join(HERE, "data", "softmax_regression.nntxt"), encoding="utf-8") as f:
+        template = string.Template(f.read())
+    path = os.path.join(folder, "softmax_regression.nntxt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(template.substitute(lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
+                                    train_csv=train_csv, val_csv=val_csv, solver=solver,
+                                    solver_param=_solver_param(solver, lr)))
+    return path
+
+
+def _solver_param(solver, lr):
+    if solver == "Sgd":
+        return f"sgd_param {{ lr: {lr} }}"
+    if solver == "Momentum":
+        return f"momentum_param {{ lr: {lr} momentum: 0.9 }}"
+    if solver == "Adam":
+        return f"adam_param {{ alpha: {lr} beta1: 0.9 beta2: 0.999 eps: 1e-08 }}"
+    raise ValueError(solver)
+
+
+def variant(source, target, replacements):
+    """Copy a model file with text replacements (for example another learning rate)."""
+    with open(source, encoding="utf-8") as f:
+        text = f.read()
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(text)
+    return target

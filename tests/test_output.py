@@ -1,0 +1,33 @@
+"""The scored CSV: NNC conventions, relocated paths, atomic writes."""
+import os
+
+import numpy as np
+import pytest
+
+from nnc_plugin.dataset import Dataset
+from nnc_plugin.output import relocate_path, write_atomically, write_scored_csv
+
+
+def test_relocated_paths_resolve_from_the_new_folder(tmp_path):
+    assert relocate_path("images/a.png", "/data/set", "/data/out") == "../set/images/a.png"
+    assert relocate_path("images\\a.png", "/data/set", "/data") == "set\\images\\a.png"
+    assert relocate_path("3", "/data/set", "/elsewhere") == "3"
+    assert relocate_path("/abs/a.png", "/data/set", "/elsewhere") == "/abs/a.png"
+
+
+def test_scored_csv_sorts_ascending_with_ties_by_row(tmp_path):
+    data = Dataset(path=str(tmp_path / "train.csv"), header=["x:image", "y:label"],
+                   rows=[["a.png", "1"], ["b.png", "2"], ["c.png", "3"]], newline="\r\n", arrays={})
+    write_scored_csv(str(tmp_path / "out.csv"), data, np.array([0.5, -1.0, 0.5]))
+    text = (tmp_path / "out.csv").read_bytes().decode()
+    assert text.split("\r\n")[:4] == ["x:image,y:label,influence,datasource_index",
+                                      "b.png,2,-1,1", "a.png,1,0.5,0", "c.png,3,0.5,2"]
+
+
+def test_failed_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+    with pytest.raises(TypeError):  # fails half-way: after the temporary file is made
+        write_atomically(str(target), object())
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.csv"]
