@@ -5,20 +5,31 @@ Layout of `<cache-dir>/trial_<k>/`:
     manifest.json          what was trained, from which inputs (a fingerprint), and timings
     final.h5               the final parameters (nnabla's parameter file format)
     schedule.npz           the traced epochs' minibatches: sample indices and learning rate per step
+    loss_history.npy       each sample's training loss, averaged over the second half of the epochs
     final_factors.npz      adaptive solvers only: the solver's per-parameter step factors at the end
     steps/params_<t>.h5    --mode all only: the parameters before each traced step
     steps/factors_<t>.npz  --mode all with an adaptive solver: step factors after each traced step
 
-`manifest.json` is written last, so a run killed half-way leaves a cache that is not reused.
+`manifest.json` is written last, so a run killed half-way leaves a cache that is not reused
+(and a run that fails or is interrupted while training removes its unfinished folder). The
+manifest records what the run was made from, part by part (the model, the training data, the
+seed and the settings), so a rerun can say which of them changed when it trains again.
 """
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from .errors import UserError
+
+FORMAT_VERSION = 2
+# What a trial folder may hold; anything else means the folder is not ours to delete.
+CACHE_ENTRIES = ("manifest.json", "manifest.json.tmp", "final.h5", "schedule.npz", "final_factors.npz",
+                 "loss_history.npy", "steps")
 
 
 def fingerprint(*parts):
@@ -35,6 +46,89 @@ def fingerprint(*parts):
             digest.update(json.dumps(part, sort_keys=True).encode())
         digest.update(b"\x00")
     return digest.hexdigest()
+
+
+def trial_key(model, training_data, seed, settings):
+    """Return what a training run is made from, as {part: digest or plain value}, for the manifest.
+
+    `model` and `training_data` are bytes, arrays or JSON-able values and are stored as digests;
+    `seed` and `settings` (a dict of JSON-able values) are stored as they are, so a rerun can say
+    which setting changed.
+    """
+    return {"model": fingerprint(model), "training data": fingerprint(training_data),
+            "seed": seed, "settings": json.loads(json.dumps(settings, sort_keys=True))}
+
+
+def _differences(stored, key):
+    """Plain words for the parts of `key` that differ from `stored` (both from `trial_key`)."""
+    changed = []
+    for part, value in key.items():
+        old = stored.get(part)
+        if isinstance(value, dict) and isinstance(old, dict):
+            fields = [f"{name} {old.get(name)!r} -> {value[name]!r}" for name in sorted(value) if old.get(name) != value[name]]
+            fields += [f"{name} removed" for name in sorted(old) if name not in value]
+            if fields:
+                changed.append(f"the settings changed ({', '.join(fields)})")
+        elif old != value:
+            changed.append(f"the {part} changed" if part != "seed" else f"the seed changed ({old} -> {value})")
+    return changed
+
+
+def check_cache_folder(root, n_trials):
+    """Refuse a cache folder that cannot hold the cache, or whose trial folders hold files that are not ours.
+
+    Called before any training, so a bad --cache-dir is reported at once and a user's own folder
+    is never emptied.
+    """
+    existing = root
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise UserError(f"The cache folder {root} cannot be made because {existing} is a file; "
+                        "choose another --cache-dir (or output name).")
+    if not _can_write_in(existing):
+        raise UserError(f"The cache folder {root} cannot be written (no permission in {existing}); "
+                        "choose another --cache-dir in a folder you can write to.")
+    for trial in range(n_trials):
+        folder = os.path.join(root, f"trial_{trial}")
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise UserError(f"The cache folder {root} holds a file named trial_{trial}, where the cache of trial "
+                            f"{trial + 1} goes; choose another --cache-dir so that file is kept.")
+        foreign = TrialCache(folder).foreign_entries()
+        if foreign:
+            raise UserError(f"The cache folder {folder} holds '{foreign[0]}', which nnc-cleanse did not write; "
+                            "choose another --cache-dir so that file is kept.")
+
+
+@contextlib.contextmanager
+def cache_folder(root):
+    """Make the cache folder for a run; if the run fails and leaves it empty, remove it again (only if made here)."""
+    made = []  # the folders made here, innermost first
+    folder = os.path.abspath(root)
+    while not os.path.exists(folder):
+        made.append(folder)
+        folder = os.path.dirname(folder)
+    os.makedirs(root, exist_ok=True)
+    try:
+        yield root
+    except BaseException:
+        for folder in made:
+            try:
+                os.rmdir(folder)  # only succeeds when empty
+            except OSError:
+                break
+        raise
+
+
+def _can_write_in(folder):
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 class TrialCache:
@@ -59,6 +153,11 @@ class TrialCache:
     def final_factors(self):
         return os.path.join(self.folder, "final_factors.npz")
 
+    @property
+    def loss_history(self):
+        """Each sample's training loss averaged over the second half of the epochs (float32, one per row)."""
+        return os.path.join(self.folder, "loss_history.npy")
+
     def step_parameters(self, t):
         return os.path.join(self.folder, "steps", f"params_{t:06d}.h5")
 
@@ -72,25 +171,71 @@ class TrialCache:
         except (OSError, ValueError):
             return None
 
+    def reusable(self, key):
+        """Return (True, "") when the folder holds a finished run made from `key`, else (False, why not).
+
+        `why not` is "" when nothing was cached there, otherwise plain words such as
+        "the training data changed", for the log.
+        """
+        if not os.path.isdir(self.folder):
+            return False, ""
+        manifest = self.read_manifest()
+        if manifest is None:
+            if os.listdir(self.folder):
+                return False, "the training cached there did not finish"
+            return False, ""
+        if manifest.get("format") != FORMAT_VERSION or not isinstance(manifest.get("inputs"), dict):
+            return False, "it was written by another version of nnc-cleanse"
+        changed = _differences(manifest["inputs"], key)
+        if changed:
+            return False, " and ".join(changed)
+        missing = [name for name in manifest.get("files", []) if not os.path.isfile(os.path.join(self.folder, name))]
+        if missing:
+            return False, f"its file {missing[0]} is missing"
+        return True, ""
+
     def matches(self, key):
         """True when the folder holds a finished run made from the inputs summarised by `key`."""
-        manifest = self.read_manifest()
-        return bool(manifest) and manifest.get("fingerprint") == key
+        return self.reusable(key)[0]
+
+    def foreign_entries(self):
+        """Names in the folder that a trial cache never holds (a sign the folder is not ours)."""
+        if not os.path.isdir(self.folder):
+            return []
+        return sorted(name for name in os.listdir(self.folder) if name not in CACHE_ENTRIES)
 
     def start(self):
         """Empty the folder for a new run (the old manifest goes first, so a crash leaves no stale cache)."""
+        foreign = self.foreign_entries()
+        if foreign:
+            raise UserError(f"The cache folder {self.folder} holds '{foreign[0]}', which nnc-cleanse did not write; "
+                            "choose another --cache-dir so that file is kept.")
         if os.path.exists(self.manifest_path):
             os.remove(self.manifest_path)
         if os.path.isdir(self.folder):
             shutil.rmtree(self.folder)
         os.makedirs(os.path.join(self.folder, "steps"), exist_ok=True)
 
+    def discard(self):
+        """Remove an unfinished run's folder (a finished one, with its manifest, is kept)."""
+        if os.path.isdir(self.folder) and self.read_manifest() is None and not self.foreign_entries():
+            shutil.rmtree(self.folder, ignore_errors=True)
+
     def finish(self, key, details):
-        manifest = dict(details, fingerprint=key, format=FORMAT_VERSION)
+        """Write the manifest (last): the run in this folder is complete and made from `key`."""
+        files = sorted(os.path.relpath(os.path.join(root, name), self.folder)
+                       for root, _, names in os.walk(self.folder) for name in names)
+        manifest = dict(details, inputs=key, fingerprint=fingerprint(key), format=FORMAT_VERSION, files=files)
         temporary = self.manifest_path + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1, sort_keys=True)
-        os.replace(temporary, self.manifest_path)
+        try:
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(manifest, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.manifest_path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
 
     def size_bytes(self):
         """Bytes on disk of everything the run cached (the manifest included)."""

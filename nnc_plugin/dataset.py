@@ -45,6 +45,13 @@ class Dataset:
     def variables(self):
         return list(self.arrays)
 
+    def subset(self, indices):
+        """A new Dataset with only the rows `indices` (in that order), sharing nothing mutable."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return Dataset(path=self.path, header=list(self.header), rows=[self.rows[i] for i in indices],
+                       newline=self.newline, arrays={k: v[indices] for k, v in self.arrays.items()},
+                       pixel_scale=dict(self.pixel_scale), normalize=self.normalize)
+
     def sample_shape(self, name):
         return self.arrays[name].shape[1:]
 
@@ -68,7 +75,7 @@ class Dataset:
         return out
 
 
-def _read_raw(path):
+def read_table(path):
     """The header and rows exactly as written, and the file's line ending."""
     try:
         with open(path, "rb") as f:
@@ -132,7 +139,57 @@ def _diagnose_row(path, header, row, row_number, error):
             return UserError(f"Row {row_number} of {path}, column '{column}': the file '{cell}' does not exist "
                              f"(looked for {target}); paths are relative to the CSV's folder.")
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    files = [(cell, column) for cell, column in zip(row, header)
+             if not column.startswith("#") and os.path.splitext(cell)[1].lower() in FILE_EXTENSIONS]
+    named = [(cell, column) for cell, column in files if os.path.basename(cell.replace("\\", "/")) in reason]
+    if len(named) == 1 or len(files) == 1:
+        cell, column = (named or files)[0]
+        return UserError(f"Row {row_number} of {path}, column '{column}': the file '{cell}' cannot be read "
+                         f"({reason}); replace it with a valid file or remove the row.")
     return UserError(f"Row {row_number} of {path} could not be read ({reason}); check the files it names.")
+
+
+def _check_arrays(path, header, rows):
+    """Refuse .npy files that hold no plain numbers, before nnabla loads them.
+
+    nnabla opens .npy files with pickling allowed: an object array is not data, and unpickling it
+    could run code from the file, so its header is read first (numpy's format, no pickle).
+    """
+    folder = os.path.dirname(path)
+    for number, row in enumerate(rows, start=2):
+        for cell, column in zip(row, header):
+            if column.startswith("#") or not cell.lower().endswith(".npy"):
+                continue
+            target = os.path.join(folder, cell.replace("\\", "/"))
+            try:
+                with open(target, "rb") as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)  # 2.0 and 3.0 share the layout
+                    dtype = read_header(f)[2]
+            except (OSError, ValueError, SyntaxError, TypeError, UnicodeDecodeError):
+                continue  # missing or damaged: reported with its row when nnabla reads it
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise UserError(f"Row {number} of {path}, column '{column}': the file '{cell}' holds {dtype} values, "
+                                "not numbers; save it with numpy.save from a numeric array.")
+
+
+def _check_finite(path, header, rows, arrays):
+    """Refuse NaN or infinite values (a cell such as 'nan' or '1e400', or inside a .npy/.csv file)."""
+    for name, values in arrays.items():
+        if values.dtype.kind != "f":
+            continue
+        flat = values.reshape(len(values), -1)
+        bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+        if bad.size:
+            row = int(bad[0])
+            columns = [i for i, c in enumerate(header) if c.split(":", 1)[0].split("__", 1)[0].strip() == name]
+            element = int(np.flatnonzero(~np.isfinite(flat[row]))[0])
+            position = columns[element] if len(columns) == flat.shape[1] else (columns[0] if columns else None)
+            column = header[position] if position is not None else name
+            cell = rows[row][position] if position is not None else ""
+            raise UserError(f"Row {row + 2} of {path}, column '{column}': the value '{cell}' is not a finite number "
+                            "(NaN or infinite); fix or remove that row.")
 
 
 def read_dataset(path, normalize=True, title=None):
@@ -151,7 +208,7 @@ def read_dataset(path, normalize=True, title=None):
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise UserError(f"The dataset CSV {path} does not exist; check the path.")
-    header, rows, newline = _read_raw(path)
+    header, rows, newline = read_table(path)
     _check_header(path, header)
     if not rows:
         raise UserError(f"The dataset CSV {path} has a header but no rows; it needs one row per sample.")
@@ -159,6 +216,7 @@ def read_dataset(path, normalize=True, title=None):
         if len(row) != len(header):
             raise UserError(f"Row {number} of {path} has {len(row)} cells but the header has {len(header)}; fix that row.")
 
+    _check_arrays(path, header, rows)
     try:
         source = CsvDataSource(path, shuffle=False, normalize=False)
     except Exception as error:
@@ -172,7 +230,8 @@ def read_dataset(path, normalize=True, title=None):
         if os.path.splitext(cell)[1].lower() in IMAGE_EXTENSIONS:
             image_names.add(column.split(":", 1)[0].split("__", 1)[0])
 
-    values = {name: [] for name in names}
+    # One preallocated array per variable, filled row by row: memory stays at the data's own size.
+    arrays, pixel_scale = {}, {}
     with Progress(title or f"Reading {os.path.basename(path)}", len(rows)) as progress:
         for position, row in enumerate(rows):
             try:
@@ -180,23 +239,25 @@ def read_dataset(path, normalize=True, title=None):
             except Exception as error:
                 raise _diagnose_row(path, header, row, position + 2, error)
             for name, value in zip(names, decoded):
-                values[name].append(np.asarray(value))
+                value = np.asarray(value)
+                if name not in arrays:
+                    dtype = value.dtype if name in image_names else np.float32
+                    arrays[name] = np.empty((len(rows),) + value.shape, dtype=dtype)
+                    if name in image_names:
+                        pixel_scale[name] = 65535.0 if value.dtype == np.uint16 else 255.0
+                target = arrays[name]
+                if value.shape != target.shape[1:]:
+                    raise UserError(f"Row {position + 2} of {path}: the sample in column '{name}' has shape "
+                                    f"{value.shape}, but the first row's has {target.shape[1:]}; every sample of a "
+                                    "variable must have the same shape (resize the images to one size).")
+                if name in image_names and value.dtype != target.dtype:
+                    raise UserError(f"Row {position + 2} of {path}: the image in column '{name}' is {value.dtype} "
+                                    f"but the first row's is {target.dtype}; save all images with the same bit depth.")
+                target[position] = value
             if position % 256 == 255:
                 progress.advance(256)
         progress.advance(len(rows) % 256)
 
-    arrays, pixel_scale = {}, {}
-    for name in names:
-        shapes = {v.shape for v in values[name]}
-        if len(shapes) > 1:
-            shown = ", ".join(str(s) for s in sorted(shapes)[:3])
-            raise UserError(f"The column '{name}' of {path} holds samples of different shapes ({shown}); "
-                            "every sample of a variable must have the same shape.")
-        stacked = np.stack(values[name])
-        if name in image_names:
-            pixel_scale[name] = 65535.0 if stacked.dtype == np.uint16 else 255.0
-        elif stacked.dtype != np.float32:
-            stacked = stacked.astype(np.float32)
-        arrays[name] = stacked
+    _check_finite(path, header, rows, arrays)
     return Dataset(path=path, header=header, rows=rows, newline=newline, arrays=arrays,
                    pixel_scale=pixel_scale, normalize=normalize)

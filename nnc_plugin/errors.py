@@ -1,9 +1,18 @@
 """The one exception type that reaches the user as a sentence, never as a traceback."""
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class UserError(Exception):
     """A problem with the user's input or environment.
 
     The message is one sentence a no-code user can act on: what is wrong, which file
-    (and row or field), and what to do about it.
+    (and row or field), and what to do about it. Control characters that a message quotes
+    from the user's files (a newline inside a CSV cell, say) are shown escaped (as \\n), so
+    the message stays on one line.
     """
+
+    def __init__(self, message=""):
+        message = str(message)
+        super().__init__(_CONTROL.sub(lambda m: repr(m.group())[1:-1], message))

@@ -22,14 +22,20 @@ import numpy as np
 import nnabla as nn
 import nnabla.functions as F
 
+from .fast_rules import faster_double_backward
 from .log import Progress
 
 
 class BatchedDirectional:
-    """v . grad l_j for all j of a minibatch, and sum_j hess l_j v, from one double-backward pass."""
+    """v . grad l_j for all j of a minibatch, and sum_j hess l_j v, from one double-backward pass.
 
-    def __init__(self, model):
+    `fast_rules` builds the double-backward with fast_rules' cheaper gradient rules (default);
+    off, it uses nnabla's own rules everywhere.
+    """
+
+    def __init__(self, model, fast_rules=True):
         self.model = model
+        self.fast_rules = fast_rules
         self._graphs = {}
 
     def _graph(self, batch_size):
@@ -38,7 +44,7 @@ class BatchedDirectional:
             loss = model.loss_graph(batch_size, train=False)
             weights = nn.Variable((batch_size,), need_grad=True)
             parameters = list(model.parameters.values())
-            with nn.context_scope(model.context):
+            with nn.context_scope(model.context), faster_double_backward(self.fast_rules):
                 gradients = nn.grad([F.sum(weights * loss.per_sample_loss)], parameters)
                 directions = [nn.Variable(p.shape) for p in parameters]
                 terms = [F.sum(g * v) for g, v in zip(gradients, directions) if g is not None]
@@ -69,11 +75,12 @@ class BatchedDirectional:
 
 class PerSampleDirectional:
     """The slow, obvious reference: one batch-size-1 backward per sample for the inner products,
-    and the Hessian-vector product summed over batch-size-1 double-backward passes."""
+    and the Hessian-vector product summed over batch-size-1 double-backward passes that use
+    nnabla's own gradient rules only."""
 
     def __init__(self, model):
         self.model = model
-        self._single = BatchedDirectional(model)
+        self._single = BatchedDirectional(model, fast_rules=False)
 
     def __call__(self, dataset, indices, direction):
         model = self.model
@@ -117,7 +124,7 @@ def validation_gradient(model, dataset, batch_size=64):
 
 
 def sgd_influence(model, dataset, schedule, u, step_factors, weight_decay=0.0,
-                  parameters_before_step=None, reference=False, title="Scoring"):
+                  parameters_before_step=None, reference=False, title="Scoring", diagnostics=None):
     """Return the SGD-influence of every sample of `dataset` (float64 array, one value per row).
 
     Parameters
@@ -136,11 +143,17 @@ def sgd_influence(model, dataset, schedule, u, step_factors, weight_decay=0.0,
         `mode="all"`: the parameter file of the parameters before step t. None: final parameters.
     reference : bool
         Use the per-sample reference path instead of the batched one.
+    diagnostics : dict or None
+        If given, receives `u_growth`: the largest |u_t| / |u_T| met going back. Far above 1, the
+        propagation is unstable (a learning rate above 2 / the largest Hessian eigenvalue, common at the
+        end of deep-network training) and the earliest traced steps dominate the scores.
     """
     directional = PerSampleDirectional(model) if reference else BatchedDirectional(model)
     final = model.parameter_arrays() if parameters_before_step else None
     influence = np.zeros(len(dataset), dtype=np.float64)
     u = [np.asarray(a, dtype=np.float32) for a in u]
+    start_norm = _norm(u)
+    growth = 1.0
     with Progress(title, len(schedule)) as progress:
         for t in reversed(range(len(schedule))):
             indices, learning_rate = schedule.step(t)
@@ -151,7 +164,14 @@ def sgd_influence(model, dataset, schedule, u, step_factors, weight_decay=0.0,
             np.add.at(influence, indices, scores / len(indices))
             if t > 0:
                 u = [a - h / len(indices) - weight_decay * d for a, h, d in zip(u, hvp, v)]
+                growth = max(growth, _norm(u) / start_norm if start_norm > 0 else 1.0)
             progress.advance(1)
     if final is not None:
         model.set_parameter_arrays(final)
+    if diagnostics is not None:
+        diagnostics["u_growth"] = float(growth)
     return influence
+
+
+def _norm(arrays):
+    return float(np.sqrt(sum(float(np.vdot(a, a)) for a in arrays)))

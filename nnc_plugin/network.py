@@ -9,7 +9,7 @@ depend on the other samples of a minibatch.
 """
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import nnabla as nn
@@ -41,7 +41,10 @@ class LossGraph:
     inputs: Dict[str, nn.Variable]  # dataset column -> input variable
     generators: List[tuple]  # (variable, generator type, multiplier)
     per_sample_loss: nn.Variable  # shape (batch_size,): loss of each sample
-    mean_loss: nn.Variable  # the training objective: mean of per_sample_loss
+    sample_weights: nn.Variable  # shape (batch_size,): 1 normally; 0 leaves a sample out of the objective
+    mean_loss: nn.Variable  # the training objective: mean of sample_weights * per_sample_loss
+    prediction: Optional[nn.Variable] = None  # first input of the (first) loss layer, e.g. the softmax output
+    target_column: Optional[str] = None  # the dataset column the loss layer compares it with
 
 
 def _generator_values(kind, multiplier, shape, rng):
@@ -142,14 +145,27 @@ class Model:
                 per_sample = summed if per_sample is None else per_sample + summed
             if scale != 1.0:
                 per_sample = per_sample * scale
-            mean_loss = F.mean(per_sample)
-        return LossGraph(batch_size, inputs, generators, per_sample, mean_loss)
+            per_sample.persistent = True  # kept after forward: the trainer records each sample's loss
+            sample_weights = nn.Variable((batch_size,))
+            sample_weights.d = 1.0
+            mean_loss = F.mean(per_sample * sample_weights)
+        prediction, target = self._prediction(network)
+        return LossGraph(batch_size, inputs, generators, per_sample, sample_weights, mean_loss, prediction, target)
 
-    def feed(self, graph, dataset, indices):
-        """Put the samples `indices` of `dataset` into the inputs of `graph`."""
+    def _prediction(self, network):
+        """The variable the first loss layer scores and the dataset column of its target (for accuracy)."""
+        loss_layer = network.functions.get(network.variables[self.project.loss_variables[0]].parent)
+        if loss_layer is None or len(loss_layer.inputs) < 2:
+            return None, None
+        prediction = network.variables[loss_layer.inputs[0]].variable_instance
+        return prediction, self.project.data_variables.get(loss_layer.inputs[1])
+
+    def feed(self, graph, dataset, indices, weights=None):
+        """Put the samples `indices` of `dataset` into the inputs of `graph` (and their objective weights)."""
         shapes = {name: variable.shape[1:] for name, variable in graph.inputs.items()}
         for name, values in dataset.batch(indices, shapes).items():
             graph.inputs[name].d = values
+        graph.sample_weights.d = 1.0 if weights is None else weights
         for variable, kind, multiplier in graph.generators:
             variable.d = _generator_values(kind, multiplier, variable.shape, self.generator_rng)
 
@@ -175,3 +191,77 @@ class Model:
     def parameter_count(self, trainable_only=False):
         source = self.parameters if trainable_only else self.all_parameters
         return int(sum(v.size for v in source.values()))
+
+
+def check_differentiable(project, context="cpu", second_order=True):
+    """Raise a UserError naming the layer if the network cannot be differentiated as the ranking needs.
+
+    Training needs one backward pass; SGD-influence (`second_order`) also needs the gradient of
+    each sample's loss and a Hessian-vector product, i.e. `nnabla.grad` of the loss and a backward
+    pass through that gradient, and nnabla lacks the second derivative of some layers. This
+    builds the graphs for a throwaway copy of the network at batch size 2 and runs them once on
+    zeros, so an unsupported layer is reported in one sentence before any training.
+    """
+    try:
+        model = Model(project, seed=0, context=context)
+        with nn.context_scope(model.context):
+            training = model.loss_graph(2, train=True)
+            training.mean_loss.forward(clear_no_need_grad=True)
+            training.mean_loss.backward(clear_buffer=True)
+    except UserError:
+        raise
+    except Exception as error:
+        layer = _layer_named_by(project, error)
+        what = f"the {layer[1]} layer '{layer[0]}'" if layer else "the training network"
+        raise UserError(f"nnabla cannot train {what} in {project.path} ({_first_line(error)}); "
+                        "replace that layer, or check that the project trains in Neural Network Console.")
+    if not second_order:
+        return
+    try:
+        with nn.context_scope(model.context):
+            scoring = model._build(2, train=False)
+            weights = nn.Variable((2,), need_grad=True)
+            gradients = nn.grad([F.sum(weights * scoring.per_sample_loss)], list(model.parameters.values()))
+            terms = [F.sum(g * g) for g in gradients if g is not None]
+            if not terms:
+                return
+            total = terms[0] if len(terms) == 1 else F.add_n(*terms)
+            weights.d = 1.0
+            total.forward(clear_no_need_grad=True)
+            total.backward(clear_buffer=True)
+    except UserError:
+        raise
+    except Exception as error:
+        layer = _layer_named_by(project, error)
+        if layer:
+            raise UserError(f"The {layer[1]} layer '{layer[0]}' in {project.path} is not supported: nnabla cannot take "
+                            "the second derivative through it, which SGD-influence needs; replace or remove the "
+                            f"{layer[1]} layers in Neural Network Console and export the project again.")
+        raise UserError(f"nnabla cannot take the second derivative of the network in {project.path} "
+                        f"({_first_line(error)}), which SGD-influence needs; replace the layer it names.")
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _layer_named_by(project, error):
+    """(layer name, layer type) of the layer an nnabla error is about, or None when it names none."""
+    import re
+    from nnabla import backward_functions
+
+    message = str(error)
+    found = re.search(r"(\w+) is not in the backward function registry", message)
+    layer_type = found.group(1) if found else None
+    if layer_type is None:  # a registered rule nnabla has not implemented: "flip_backward is not implemented."
+        for name, rule in backward_functions.registry.items():
+            if re.search(rf"\b{re.escape(getattr(rule, '__name__', '?'))}\b", message):
+                layer_type = name
+                break
+    networks = [n for n in project.proto.network if n.name in (project.eval_network, project.train_network)]
+    if layer_type is None:  # an error from nnabla's C++ core names the function type itself
+        types = sorted({f.type for n in networks for f in n.function}, key=len, reverse=True)
+        layer_type = next((t for t in types if re.search(rf"\b{re.escape(t)}(Backward)?\b", message)), None)
+    layers = [f.name for n in networks for f in n.function if f.type == layer_type]
+    return (layers[0], layer_type) if layers else None

@@ -21,29 +21,45 @@ INDEX_COLUMN = "datasource_index"
 
 
 def check_writable(path, inputs=()):
-    """Refuse an output path that would overwrite an input or cannot be written, before any work is done."""
+    """Refuse an output path that would overwrite an input or cannot be written, before any work is done.
+
+    Nothing is created here: a missing output folder is made only when the output is written.
+    """
     target = os.path.abspath(path)
     for source in inputs:
-        if source and os.path.exists(source) and os.path.exists(target) and os.path.samefile(source, target):
-            raise UserError(f"The output {path} is one of the input files; choose another output name so your data is kept.")
-        if source and os.path.abspath(source) == target:
-            raise UserError(f"The output {path} is one of the input files; choose another output name so your data is kept.")
-    folder = os.path.dirname(target) or "."
+        if not source:
+            continue
+        same = os.path.realpath(source) == os.path.realpath(target)
+        if not same and os.path.exists(source) and os.path.exists(target):
+            same = os.path.samefile(source, target)
+        if same:
+            raise UserError(f"The output {path} is the input file {source}; choose another output name so your data is kept.")
     if os.path.isdir(target):
         raise UserError(f"The output {path} is a folder; give a file name such as influence.csv.")
-    if not os.path.isdir(folder):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as error:
-            raise UserError(f"The folder of the output {path} cannot be created ({error.strerror}); "
-                            "choose another output path.")
-    if not os.access(folder, os.W_OK) or (os.path.exists(target) and not os.access(target, os.W_OK)):
-        raise UserError(f"The output {path} cannot be written (no permission); choose a folder you can write to.")
+    existing = os.path.dirname(target)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"The output {path} cannot be written because {existing} is a file, not a folder; "
+                        "choose another output path.")
+    if not _can_create_in(existing) or (os.path.exists(target) and not os.access(target, os.W_OK)):
+        raise UserError(f"The output {path} cannot be written (no permission in {existing}); "
+                        "choose a folder you can write to.")
+
+
+def _can_create_in(folder):
+    """True when a file can be created in `folder` (tried, not guessed: root ignores permission bits)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):  # unnamed on Linux; removed at once elsewhere
+            return True
+    except OSError:
+        return False
 
 
 def write_atomically(path, data):
     """Write `data` (str or bytes) to `path` through a temporary file and a rename."""
     folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as f:

@@ -13,17 +13,19 @@ import numpy as np
 import nnabla
 
 from . import step_size
-from .cache import TrialCache, fingerprint, load_arrays
+from .cache import TrialCache, cache_folder, check_cache_folder, load_arrays, trial_key
 from .dataset import read_dataset
 from .errors import UserError
 from .influence import sgd_influence, validation_gradient
 from .log import info
-from .network import Model
+from .network import Model, check_differentiable
 from .output import check_writable, write_scored_csv, write_summary
 from .project import load_project
+from .rankings import DEFAULT_RANKING, NEEDS_VALIDATION, RANKINGS, per_sample_losses, self_influence
 from .trainer import Schedule, TrainingRecord, train
 
 MODES = ("final", "all")
+UNSTABLE_GROWTH = 100.0  # u growing more than this over the traced steps: the propagation is unstable
 DEFAULT_TRIALS = 1
 
 
@@ -34,6 +36,7 @@ class ScoreOptions:
     input_train: Optional[str] = None
     input_val: Optional[str] = None
     output: str = "influence.csv"
+    ranking: str = DEFAULT_RANKING
     mode: str = "final"
     n_trials: int = DEFAULT_TRIALS
     seed: int = 0
@@ -45,6 +48,8 @@ class ScoreOptions:
     reference: bool = False
 
     def validate(self):
+        if self.ranking not in RANKINGS:
+            raise UserError(f"--ranking must be one of {', '.join(RANKINGS)}, not '{self.ranking}'.")
         if self.mode not in MODES:
             raise UserError(f"--mode must be one of {', '.join(MODES)}, not '{self.mode}'.")
         for name in ("n_trials", "trace_epochs"):
@@ -54,6 +59,11 @@ class ScoreOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be 1 or more, not {value}.")
+
+    @property
+    def keeps_step_parameters(self):
+        """Only exact SGD-influence needs the parameters of every traced step."""
+        return self.ranking == "sgd-influence" and self.mode == "all"
 
     def default_cache_dir(self):
         stem = os.path.splitext(os.path.abspath(self.output))[0]
@@ -90,6 +100,14 @@ def _dataset_path(given, spec, role, model_path):
         raise UserError(f"The {role} dataset {spec.uri} named in the model file does not exist on this machine; "
                         f"pass it with --input-{'train' if role == 'training' else 'val'}.")
     return spec.uri
+
+
+def _validation_path(options, project):
+    """The validation CSV: required by SGD-influence, optional (for the log) otherwise."""
+    if options.ranking in NEEDS_VALIDATION or options.input_val:
+        return _dataset_path(options.input_val, project.val_dataset, "validation", project.path)
+    spec = project.val_dataset
+    return spec.uri if spec is not None and spec.uri and os.path.isfile(spec.uri) else None
 
 
 def check_dataset(project, dataset):
@@ -135,10 +153,10 @@ def _label_ranges(project):
 
 
 def _trial_fingerprint(project, train_data, options, epochs, batch_size, seed):
-    return fingerprint(
-        project.proto.SerializeToString(deterministic=True), train_data.arrays_digest(),
-        {"seed": seed, "epochs": epochs, "batch_size": batch_size, "trace_epochs": options.trace_epochs,
-         "keep_steps": options.mode == "all", "context": options.context, "nnabla": nnabla.__version__,
+    return trial_key(
+        project.proto.SerializeToString(deterministic=True), train_data.arrays_digest(), seed,
+        {"epochs": epochs, "batch_size": batch_size, "trace_epochs": options.trace_epochs,
+         "keep_steps": options.keeps_step_parameters, "context": options.context, "nnabla": nnabla.__version__,
          "normalize": train_data.normalize})
 
 
@@ -154,40 +172,85 @@ def _step_factors(project, cache, mode):
     return lambda t: [final[n] for n in names]
 
 
+def _rank(options, project, model, record, history, cache, train_data, val_data, batch_size, title):
+    """Return (scores, mean validation loss) of the chosen ranking; lower scores are more harmful."""
+    if options.ranking == "sgd-influence":
+        return _sgd_influence(options, project, model, record, cache, train_data, val_data, batch_size, title)
+    validation_loss = float("nan") if val_data is None else float(np.mean(per_sample_losses(model, val_data, batch_size)))
+    if options.ranking == "loss-history":
+        return -history.astype(np.float64), validation_loss
+    if options.ranking == "loss":
+        return -per_sample_losses(model, train_data, batch_size), validation_loss
+    last = len(record.schedule) - 1  # self-influence
+    factors = _step_factors(project, cache, "final")(last)
+    return -self_influence(model, train_data, factors, record.schedule.step(last)[1]), validation_loss
+
+
+def _sgd_influence(options, project, model, record, cache, train_data, val_data, batch_size, title):
+    factors = _step_factors(project, cache, options.mode)
+    u, validation_loss = validation_gradient(model, val_data, batch_size)
+    diagnostics = {}
+    scores = sgd_influence(
+        model, train_data, record.schedule, u, factors, weight_decay=project.weight_decay,
+        parameters_before_step=cache.step_parameters if options.mode == "all" else None,
+        reference=options.reference, title=title, diagnostics=diagnostics)
+    if diagnostics["u_growth"] > UNSTABLE_GROWTH:
+        info(f"Note: going back through the traced steps, the validation gradient grew {diagnostics['u_growth']:.3g} "
+             "times (the learning rate is above the stable limit of the final curvature), so the earliest traced "
+             "steps dominate the SGD-influence scores; to find mislabeled rows prefer --ranking loss-history "
+             "(docs/evidence.md).")
+    return scores, validation_loss
+
+
 def run_trial(project, train_data, val_data, options, trial, epochs, batch_size, shuffle, cache_root):
     """Train (or reuse the cached training of) one trial, then score it."""
     seed = options.seed + trial
     cache = TrialCache(os.path.join(cache_root, f"trial_{trial}"))
     key = _trial_fingerprint(project, train_data, options, epochs, batch_size, seed)
     model = Model(project, seed=seed, context=options.context)
-    reused = cache.matches(key)
+    reused, why_not = cache.reusable(key)
     if reused:
-        manifest = cache.read_manifest()
+        try:
+            manifest = cache.read_manifest()
+            record = TrainingRecord(Schedule.load(cache.schedule), manifest["epoch_seconds"], manifest["final_loss"])
+            history = np.load(cache.loss_history)
+            model.load_parameters(cache.final_parameters)
+        except Exception as error:  # a damaged cache file: train again rather than fail
+            reused, why_not = False, f"its files cannot be read ({type(error).__name__})"
+            model = Model(project, seed=seed, context=options.context)
+    if reused:
         info(f"Trial {trial + 1}/{options.n_trials}: reusing the training cached in {cache.folder} "
-             "(same model, data and seed).")
-        record = TrainingRecord(Schedule.load(cache.schedule), manifest["epoch_seconds"], manifest["final_loss"])
-        model.load_parameters(cache.final_parameters)
+             "(same model, data, seed and settings); not training again.")
     else:
-        if os.path.exists(cache.manifest_path):
-            info(f"Trial {trial + 1}/{options.n_trials}: the cache in {cache.folder} was made from other inputs; training again.")
+        if why_not:
+            info(f"Trial {trial + 1}/{options.n_trials}: not reusing the cache in {cache.folder}: {why_not}; training again.")
         info(f"Trial {trial + 1}/{options.n_trials}: training {epochs} epochs on {len(train_data)} samples "
              f"(batch size {batch_size}, seed {seed}).")
         cache.start()
-        record = train(model, train_data, cache, epochs, batch_size, seed, shuffle=shuffle,
-                       trace_epochs=min(options.trace_epochs, epochs), keep_step_parameters=options.mode == "all")
-        cache.finish(key, {"epoch_seconds": record.epoch_seconds, "final_loss": record.final_loss,
-                           "seed": seed, "epochs": epochs, "batch_size": batch_size, "mode": options.mode})
+        try:
+            record = train(model, train_data, cache, epochs, batch_size, seed, shuffle=shuffle,
+                           trace_epochs=min(options.trace_epochs, epochs),
+                           keep_step_parameters=options.keeps_step_parameters)
+            history = record.loss_history()
+            cache.finish(key, {"epoch_seconds": record.epoch_seconds, "final_loss": record.final_loss,
+                               "seed": seed, "epochs": epochs, "batch_size": batch_size,
+                               "step_parameters": options.keeps_step_parameters})
+        except BaseException:  # failed or interrupted: an unfinished cache is of no use to a rerun
+            cache.discard()
+            raise
+    # Scoring draws its own generator values, the same whether the training ran now or was reused.
+    model.generator_rng = np.random.RandomState(seed + 2)
 
     started = time.perf_counter()
-    u, validation_loss = validation_gradient(model, val_data, batch_size)
-    scores = sgd_influence(
-        model, train_data, record.schedule, u, _step_factors(project, cache, options.mode),
-        weight_decay=project.weight_decay,
-        parameters_before_step=cache.step_parameters if options.mode == "all" else None,
-        reference=options.reference, title=f"Scoring (trial {trial + 1}/{options.n_trials})")
+    scores, validation_loss = _rank(options, project, model, record, history, cache, train_data, val_data,
+                                    batch_size, title=f"Scoring (trial {trial + 1}/{options.n_trials})")
     seconds = time.perf_counter() - started
-    info(f"Trial {trial + 1}/{options.n_trials}: validation loss {validation_loss:.5f}; scored {len(train_data)} "
-         f"samples over {len(record.schedule)} steps in {seconds:.1f} s.")
+    if not (np.all(np.isfinite(scores)) and np.isfinite(validation_loss)):
+        raise UserError(f"The scores of trial {trial + 1} are not finite numbers (NaN or infinite) because "
+                        f"the training diverged (final training loss {record.final_loss:g}, validation loss "
+                        f"{validation_loss:g}); lower the learning rate in the model's optimizer settings.")
+    info(f"Trial {trial + 1}/{options.n_trials}: validation loss {validation_loss:.5f}; ranked {len(train_data)} "
+         f"samples by {options.ranking} in {seconds:.1f} s.")
     return TrialResult(scores, record, cache.size_bytes(), validation_loss, seconds,
                        model.parameter_count(), model.parameter_count(trainable_only=True), reused)
 
@@ -197,11 +260,17 @@ def score(options):
     options.validate()
     project = load_project(options.model, context=options.context)
     step_size.check_supported(project.solver_name, project.path)
+    if (options.epochs or project.max_epoch) < 1:
+        raise UserError(f"The training configuration in {project.path} has no epochs (Max Epoch is {project.max_epoch}); "
+                        "set Max Epoch in Neural Network Console's CONFIG tab, or pass --epochs.")
     train_path = _dataset_path(options.input_train, project.train_dataset, "training", project.path)
-    val_path = _dataset_path(options.input_val, project.val_dataset, "validation", project.path)
+    val_path = _validation_path(options, project)
     check_writable(options.output, inputs=(train_path, val_path, project.path))
     summary_path = options.output + ".summary.json"
     check_writable(summary_path, inputs=(train_path, val_path, project.path))
+    cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
+    check_cache_folder(cache_root, options.n_trials)
+    check_differentiable(project, context=options.context, second_order=options.ranking == "sgd-influence")
 
     if project.has_trained_parameters:
         info("The model file holds trained parameters; they are not used: training starts from the network's "
@@ -211,28 +280,30 @@ def score(options):
              "(batch statistics fixed, dropout and augmentation off).")
     normalize = project.train_dataset.normalize if project.train_dataset else True
     train_data = read_dataset(train_path, normalize=normalize)
-    val_data = read_dataset(val_path, normalize=normalize)
+    val_data = read_dataset(val_path, normalize=normalize) if val_path else None
     check_dataset(project, train_data)
-    check_dataset(project, val_data)
+    if val_data is not None:
+        check_dataset(project, val_data)
 
     epochs = options.epochs or project.max_epoch
     batch_size = options.batch_size or project.batch_size
     shuffle = project.train_dataset.shuffle if project.train_dataset else True
-    cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
-    os.makedirs(cache_root, exist_ok=True)
 
     trials = []
-    for trial in range(options.n_trials):
-        trials.append(run_trial(project, train_data, val_data, options, trial, epochs, batch_size, shuffle, cache_root))
+    with cache_folder(cache_root):  # removed again if the run fails before caching anything
+        for trial in range(options.n_trials):
+            trials.append(run_trial(project, train_data, val_data, options, trial, epochs, batch_size, shuffle,
+                                    cache_root))
     scores = np.mean([t.scores for t in trials], axis=0)
 
     summary = {
         "model": project.path,
         "input_train": train_data.path,
-        "input_val": val_data.path,
+        "input_val": val_data.path if val_data is not None else None,
         "output": os.path.abspath(options.output),
         "n_train": len(train_data),
-        "n_val": len(val_data),
+        "n_val": len(val_data) if val_data is not None else 0,
+        "ranking": options.ranking,
         "epochs": epochs,
         "batch_size": batch_size,
         "trace_epochs": min(options.trace_epochs, epochs),

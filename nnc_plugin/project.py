@@ -5,9 +5,11 @@ nnabla's own loader (`nnabla.utils.load.load`) and returns a plain `Project`: wh
 trains, which network evaluates, what the loss is, which dataset columns feed which
 variables, the solver and its schedule, the epochs and the batch size.
 """
+import contextlib
 import copy
 import os
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -16,6 +18,7 @@ import nnabla as nn
 from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
+from . import step_size
 from .errors import UserError
 
 MODEL_EXTENSIONS = (".nnp", ".nntxt", ".prototxt")
@@ -27,6 +30,8 @@ RESULT_FOLDER_FILES = ("results.nnp", "network.nntxt", "net.nntxt")
 TRAINING_ONLY_LAYERS = ("Dropout", "RandomFlip", "RandomShift", "RandomErase", "ImageAugmentation")
 # Random layers that change the shape of their input cannot be replaced that way.
 SHAPE_CHANGING_RANDOM_LAYERS = ("RandomCrop",)
+# Layers of recurrent networks, which nnabla unrolls before building the graph.
+RECURRENT_LAYERS = ("Delay", "RecurrentInput", "RecurrentOutput", "RepeatStart", "RepeatEnd")
 
 
 @dataclass
@@ -88,7 +93,12 @@ def resolve_model_path(path):
 
 
 def _check_container(path):
-    """Refuse files nnabla's loader would choke on, with a sentence instead of a traceback."""
+    """Return the model file's proto, parsed in memory; refuse files nnabla's loader would choke on.
+
+    An NNP is read as nnabla reads it: its .nntxt/.prototxt members are parsed from the zip in
+    memory (nothing is extracted, so no member name can write outside a temporary folder).
+    """
+    proto = nnabla_pb2.NNablaProtoBuf()
     if path.lower().endswith(".nnp"):
         if not zipfile.is_zipfile(path):
             raise UserError(f"The model file {path} is not an NNP file (not a zip archive); "
@@ -97,21 +107,144 @@ def _check_container(path):
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
                 bad = archive.testzip()
-        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as error:
-            raise UserError(f"The model file {path} is a damaged zip archive ({error}); export it again from Neural Network Console.")
+                texts = [(n, archive.read(n)) for n in names if n.lower().endswith((".nntxt", ".prototxt"))]
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, RuntimeError, EOFError, NotImplementedError,
+                ValueError, zlib.error) as error:
+            raise UserError(f"The model file {path} is a damaged zip archive ({_first_line(error)}); "
+                            "export it again from Neural Network Console.")
         if bad is not None:
             raise UserError(f"The model file {path} is a damaged zip archive (member {bad} is corrupt); export it again.")
-        if not any(n.endswith((".nntxt", ".prototxt", ".protobuf")) for n in names):
+        if not texts:
             raise UserError(f"The model file {path} is a zip archive without a network definition (.nntxt); "
-                            "it is not an NNP file.")
+                            "it is not an NNP file, so pass the results.nnp that Neural Network Console wrote.")
+        for name, data in texts:
+            _parse_text(proto, data, f"The network definition {name} inside the model file {path}")
     else:
-        proto = nnabla_pb2.NNablaProtoBuf()
         try:
-            with open(path, "r", encoding="utf-8") as f:
-                text_format.Merge(f.read(), proto)
-        except (text_format.ParseError, UnicodeDecodeError) as error:
-            raise UserError(f"The model file {path} could not be parsed as nntxt ({str(error).splitlines()[0]}); "
-                            "export it again from Neural Network Console.")
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            raise UserError(f"The model file {path} cannot be read ({error.strerror}); check the path and its permissions.")
+        _parse_text(proto, data, f"The model file {path}")
+    return proto
+
+
+def _parse_text(proto, data, what):
+    try:
+        text_format.Merge(data.decode("utf-8-sig"), proto)
+    except UnicodeDecodeError:
+        raise UserError(f"{what} is not UTF-8 text, so it is not an nntxt network definition; "
+                        "export the project again from Neural Network Console.")
+    except Exception as error:  # text_format.ParseError and protobuf's other complaints about bad text
+        raise UserError(f"{what} could not be parsed as nntxt ({_first_line(error)}); "
+                        "export it again from Neural Network Console.")
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _check_structure(path, proto):
+    """Refuse a model file that lacks what training needs, naming the missing part, before nnabla loads it."""
+    if not proto.network:
+        raise UserError(f"The model file {path} defines no network; export the whole project from Neural Network Console.")
+    if not proto.optimizer:
+        raise UserError(f"The model file {path} has no optimizer, so there is no training to replay; "
+                        "use the results.nnp of a training run (it holds the training configuration).")
+    if len(proto.optimizer) > 1:
+        names = ", ".join(o.name for o in proto.optimizer)
+        raise UserError(f"The model file {path} has {len(proto.optimizer)} optimizers ({names}); "
+                        "only projects trained by a single optimizer are supported.")
+    optimizer = proto.optimizer[0]
+    network = _network_proto(proto, optimizer.network_name)
+    if network is None:
+        raise UserError(f"The model file {path} has no training network: its optimizer trains the network "
+                        f"'{optimizer.network_name}', which the file does not define; export the project again.")
+    if not optimizer.loss_variable:
+        raise UserError(f"The optimizer in {path} has no loss variable; set a loss layer at the end of the "
+                        "training network in Neural Network Console and export the project again.")
+    outputs = {name for function in network.function for name in function.output}
+    for loss in optimizer.loss_variable:
+        if loss.variable_name not in _variable_names(network):
+            raise UserError(f"The loss variable '{loss.variable_name}' named by the optimizer in {path} is not in the "
+                            f"network '{network.name}'; export the project again.")
+        if loss.variable_name not in outputs:
+            raise UserError(f"The loss variable '{loss.variable_name}' named by the optimizer in {path} is the output "
+                            f"of no layer of the network '{network.name}'; set a loss layer and export the project again.")
+    datasets = {d.name for d in proto.dataset}
+    for name in optimizer.dataset_name:
+        if name not in datasets:
+            raise UserError(f"The model file {path} has no dataset '{name}', which its optimizer trains on; "
+                            "set the training dataset in Neural Network Console's DATASET tab and export the project again.")
+    solver = optimizer.solver.type
+    step_size.check_supported("Sgd" if solver == "SGD" else solver, path)
+    for network in proto.network:
+        _check_graph(path, network)
+
+
+def _check_graph(path, network):
+    """Refuse a network whose layers do not form a graph nnabla can run (nnabla's own walk never ends on a cycle)."""
+    where = f"the network '{network.name}' in {path}"
+    again = "; export the project again from Neural Network Console."
+    variables = set()
+    for variable in network.variable:
+        if variable.name in variables:
+            raise UserError(f"The variable '{variable.name}' is defined twice in {where}{again}")
+        variables.add(variable.name)
+        if any(d == 0 or d < -1 for d in variable.shape.dim):
+            dims = ", ".join(str(d) for d in variable.shape.dim)
+            raise UserError(f"The variable '{variable.name}' in {where} has the shape ({dims}), which holds no data{again}")
+    names, producer = set(), {}
+    for function in network.function:
+        if function.name in names:
+            raise UserError(f"The layer name '{function.name}' is used twice in {where}{again}")
+        names.add(function.name)
+        if not function.output:
+            raise UserError(f"The layer '{function.name}' in {where} has no output{again}")
+        for name in list(function.input) + list(function.output):
+            if name not in variables:
+                raise UserError(f"The layer '{function.name}' in {where} uses the variable '{name}', "
+                                f"which the network does not define{again}")
+        for name in function.output:
+            if name in producer:
+                raise UserError(f"The variable '{name}' is the output of both '{producer[name]}' and "
+                                f"'{function.name}' in {where}{again}")
+            producer[name] = function.name
+    if network.repeat_info or any(f.type in RECURRENT_LAYERS for f in network.function):
+        return  # nnabla unrolls these first; a Delay's input loops back by design
+    # Kahn's algorithm: every layer must become ready once the layers before it have run.
+    consumers = {}
+    waiting = {}
+    for function in network.function:
+        parents = {producer[name] for name in function.input if name in producer}
+        waiting[function.name] = len(parents)
+        for parent in parents:
+            consumers.setdefault(parent, []).append(function.name)
+    ready = [name for name, count in waiting.items() if count == 0]
+    done = 0
+    while ready:
+        name = ready.pop()
+        done += 1
+        for child in consumers.get(name, []):
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    if done < len(waiting):
+        stuck = next(name for name, count in waiting.items() if count > 0)
+        raise UserError(f"The layers of {where} form a cycle (through '{stuck}'), so it cannot be computed{again}")
+
+
+@contextlib.contextmanager
+def _nnabla_quiet():
+    """Silence nnabla's logger (it logs the context, and CRITICAL lines before it raises) while it loads."""
+    from nnabla.logger import logger
+    level = logger.level
+    logger.setLevel(100)  # above every level nnabla uses, 99 included
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _nnabla_load(path, context):
@@ -119,13 +252,13 @@ def _nnabla_load(path, context):
     from nnabla.utils.load import load
     scope = OrderedDict()
     try:
-        with nn.parameter_scope("", scope):
+        with nn.parameter_scope("", scope), _nnabla_quiet():
             return load([path], prepare_data_iterator=False, exclude_parameter=True,
                         batch_size=1, context=context)
     except UserError:
         raise
     except Exception as error:  # nnabla raises many types; all mean "this model cannot be used"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = _first_line(error)
         raise UserError(f"nnabla could not load the model file {path} ({reason}); "
                         "check that it was written by Neural Network Console or nnabla.")
 
@@ -227,7 +360,7 @@ def load_project(path, context="cpu"):
         nnabla extension context: "cpu" or "cudnn" (a GPU with nnabla-ext-cuda).
     """
     path = resolve_model_path(path)
-    _check_container(path)
+    _check_structure(path, _check_container(path))
     info = _nnabla_load(path, context)
     proto = info.proto
 
@@ -280,10 +413,8 @@ def load_project(path, context="cpu"):
 
     batch_size = (train_dataset.batch_size if train_dataset and train_dataset.batch_size > 0
                   else int(train_network.batch_size) or 64)
+    # 0 when the file sets no Max Epoch: the caller asks for --epochs then.
     max_epoch = int(info.training_config.max_epoch) if hasattr(info, "training_config") else 0
-    if max_epoch < 1:
-        raise UserError(f"The training configuration in {path} has no epochs (max_epoch is {max_epoch}); "
-                        "set Max Epoch in Neural Network Console's CONFIG tab, or pass --epochs.")
 
     return Project(
         path=os.path.abspath(path),

@@ -51,17 +51,24 @@ class TrainingRecord:
     schedule: Schedule
     epoch_seconds: List[float] = field(default_factory=list)
     final_loss: float = float("nan")
+    visit_losses: np.ndarray = None  # (epochs, N): each sample's loss when its minibatch was trained on
 
     @property
     def train_seconds(self):
         return float(sum(self.epoch_seconds))
+
+    def loss_history(self):
+        """Each sample's loss averaged over the second half of the epochs (at least the last one)."""
+        epochs = self.visit_losses.shape[0]
+        return self.visit_losses[epochs // 2:].mean(axis=0).astype(np.float32)
 
 
 def steps_per_epoch(n_samples, batch_size):
     return int(math.ceil(n_samples / batch_size))
 
 
-def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_epochs=1, keep_step_parameters=False):
+def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_epochs=1, keep_step_parameters=False,
+          sample_weights=None):
     """Train `model` on `dataset`; write the final parameters and the schedule to `cache`.
 
     Parameters
@@ -78,6 +85,10 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
         How many final epochs SGD-influence traces back through.
     keep_step_parameters : bool
         Save the parameters before every traced step (`--mode all`).
+    sample_weights : array or None
+        Per-sample weights of the objective (None: all 1). A weight of 0 leaves a sample out of
+        every step while keeping the minibatches and their size, which is the counterfactual
+        SGD-influence estimates (used by the fidelity benchmark).
     """
     project = model.project
     n = len(dataset)
@@ -88,7 +99,7 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
     nn.seed(seed)  # random layers (dropout, augmentation) of the training network
 
     traced_indices, traced_offsets, traced_rates = [], [0], []
-    record = TrainingRecord(schedule=None)
+    record = TrainingRecord(schedule=None, visit_losses=np.zeros((epochs, n), dtype=np.float32))
     iteration = 0
     for epoch in range(epochs):
         started = time.perf_counter()
@@ -101,7 +112,9 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
                 learning_rate = float(project.scheduler.get_learning_rate(iteration))
                 if traced and keep_step_parameters:
                     model.save_parameters(cache.step_parameters(len(traced_rates)))
-                loss = _update(model, dataset, indices, learning_rate)
+                weights = None if sample_weights is None else sample_weights[indices]
+                loss, losses = _update(model, dataset, indices, learning_rate, weights)
+                record.visit_losses[epoch, indices] = losses
                 if not math.isfinite(loss):
                     raise UserError(
                         f"The training loss became {'NaN' if math.isnan(loss) else 'infinite'} in epoch {epoch + 1} "
@@ -127,13 +140,14 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
                                np.asarray(traced_offsets, dtype=np.int64),
                                np.asarray(traced_rates, dtype=np.float64))
     record.schedule.save(cache.schedule)
+    np.save(cache.loss_history, record.loss_history())
     return record
 
 
-def _update(model, dataset, indices, learning_rate):
-    """One solver step on the samples `indices`; returns their mean loss before the step."""
+def _update(model, dataset, indices, learning_rate, weights=None):
+    """One solver step on the samples `indices`; returns their mean loss and each one's loss, before the step."""
     graph = model.loss_graph(len(indices), train=True)
-    model.feed(graph, dataset, indices)
+    model.feed(graph, dataset, indices, weights)
     graph.mean_loss.forward(clear_no_need_grad=True)
     model.solver.zero_grad()
     graph.mean_loss.backward(clear_buffer=True)
@@ -141,7 +155,7 @@ def _update(model, dataset, indices, learning_rate):
         model.solver.weight_decay(model.project.weight_decay)
     model.solver.set_learning_rate(learning_rate)
     model.solver.update()
-    return float(graph.mean_loss.d)
+    return float(graph.mean_loss.d), graph.per_sample_loss.d.copy()
 
 
 def _adaptive_factors(model):

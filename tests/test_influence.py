@@ -76,7 +76,7 @@ def test_scores_equal_explicit_formula(tmp_path, digits, mode, weight_decay):
     model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=3, batch_size=8, weight_decay=weight_decay)
     output = tmp_path / "out" / "influence.csv"
     run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv), output=str(output),
-                             mode=mode, trace_epochs=2, seed=3))
+                             ranking="sgd-influence", mode=mode, trace_epochs=2, seed=3))
 
     cache = TrialCache(run.summary["cache_dir"] + "/trial_0")
     schedule = Schedule.load(cache.schedule)
@@ -104,7 +104,7 @@ def test_final_mode_differs_from_exact_when_parameters_move(tmp_path, digits):
     results = {}
     for mode in ("final", "all"):
         results[mode] = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
-                                           output=str(tmp_path / mode / "influence.csv"), mode=mode,
+                                           output=str(tmp_path / mode / "influence.csv"), ranking="sgd-influence", mode=mode,
                                            trace_epochs=3)).scores
     assert np.abs(results["final"] - results["all"]).max() > 1e-3 * np.abs(results["all"]).max()
 
@@ -122,7 +122,7 @@ def test_batched_path_equals_per_sample_reference(tmp_path, mnist, mode):
     results = {}
     for reference in (False, True):
         results[reference] = score(ScoreOptions(
-            model=mnist["model"], input_train=train_csv, input_val=val_csv, epochs=2, mode=mode,
+            model=mnist["model"], input_train=train_csv, input_val=val_csv, epochs=2, ranking="sgd-influence", mode=mode,
             output=str(tmp_path / f"ref{reference}" / "influence.csv"), cache_dir=str(tmp_path / "cache"),
             reference=reference)).scores
     fast, slow = results[False], results[True]

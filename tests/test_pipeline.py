@@ -17,7 +17,7 @@ def _summary(output):
 def test_score_writes_nnc_csv_in_both_modes(tmp_path, digits, cli, mode):
     output = tmp_path / "result" / "influence.csv"
     cli("score", "-m", digits["model"], "-t", digits["train"], "-v", digits["val"], "-o", output,
-        "--mode", mode, "--epochs", "3")
+        "--ranking", "sgd-influence", "--mode", mode, "--epochs", "3")
     table = read_csv(output)
     source = read_csv(digits["train"])
     assert table[0] == source[0] + ["influence", "datasource_index"]
@@ -42,7 +42,7 @@ def test_cache_holds_one_parameter_set_in_final_mode_and_one_per_step_in_all(tmp
     sizes = {}
     for mode in ("final", "all"):
         output = tmp_path / mode / "influence.csv"
-        cli("score", "-m", digits["model"], "-o", output, "--mode", mode, "--epochs", "2")
+        cli("score", "-m", digits["model"], "-o", output, "--ranking", "sgd-influence", "--mode", mode, "--epochs", "2")
         sizes[mode] = _summary(output)
     final, exact = sizes["final"], sizes["all"]
     n, steps, params = final["n_train"], final["traced_steps"], final["parameter_bytes"]
@@ -60,8 +60,8 @@ def test_modes_agree_on_a_single_traced_step(tmp_path, digits, cli):
     scores = {}
     for mode in ("final", "all"):
         output = tmp_path / mode / "influence.csv"
-        cli("score", "-m", model, "-t", train, "-v", val, "-o", output, "--mode", mode,
-            "--epochs", "1", "--batch-size", "200")
+        cli("score", "-m", model, "-t", train, "-v", val, "-o", output, "--ranking", "sgd-influence",
+            "--mode", mode, "--epochs", "1", "--batch-size", "200")
         assert _summary(output)["traced_steps"] == 1
         table = read_csv(output)
         scores[mode] = np.array([float(r[2]) for r in sorted(table[1:], key=lambda r: int(r[3]))])
@@ -74,7 +74,7 @@ def test_trials_are_averaged(tmp_path, digits, cli):
     outputs = {}
     for trials in (1, 2):
         output = tmp_path / f"t{trials}" / "influence.csv"
-        cli("score", "-m", digits["model"], "-o", output, "--epochs", "2", "-nt", trials,
+        cli("score", "-m", digits["model"], "-o", output, "--epochs", "2", "-nt", trials, "-r", "sgd-influence",
             "--cache-dir", tmp_path / "cache")
         table = read_csv(output)
         outputs[trials] = np.array([float(r[2]) for r in sorted(table[1:], key=lambda r: int(r[3]))])

@@ -14,7 +14,7 @@ def test_nntxt_gives_training_configuration(mnist):
     assert project.loss_variables == ["CategoricalCrossEntropy"]
     assert project.data_variables == {"Input": "x", "CategoricalCrossEntropy_T": "y"}
     assert project.solver_name == "Sgd" and abs(project.solver_hyperparameters["lr"] - 0.1) < 1e-7
-    assert project.max_epoch == 5 and project.batch_size == 64
+    assert project.max_epoch == 10 and project.batch_size == 64
     assert project.input_shapes == {"x": (1, 28, 28), "y": (1,)}
     assert project.train_dataset.uri.endswith("mnist/data/train.csv")
     assert project.val_dataset.uri.endswith("mnist/data/val.csv")

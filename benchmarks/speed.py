@@ -1,0 +1,156 @@
+"""Speed, storage and memory of scoring, on the MNIST sample and on larger copies of it.
+
+Usage:  .venv/bin/python benchmarks/speed.py [--sizes 4000 5000 20000] [--epochs 2] [--reference-steps 3]
+
+Each configuration runs in a fresh process (so its peak memory is its own) and trains with the
+sample project's own configuration (LeNet-style CNN, SGD, batch size 64). Datasets larger than
+the sample repeat its training rows (the paths repeat, the images are the same files). Columns:
+
+  N                training samples;   params: trainable parameters
+  epoch s          mean seconds of one training epoch
+  score s          seconds to score every sample in --mode final (validation gradient included)
+  score/epoch      the ratio (the issue's bar: at most 3)
+  reference s      seconds the per-sample reference path needs for the same work (measured on
+                   --reference-steps steps and scaled to all traced steps)
+  speed-up         reference s / score s
+  cache final      bytes the final-mode cache holds (one parameter set + the schedule)
+  cache all        bytes --mode all needs (one parameter set per traced step, measured by running it)
+  peak RSS MB      peak resident memory of the final-mode run
+
+The table is printed and written to benchmarks/out/speed.md (with the raw numbers in speed.json).
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SAMPLE = os.path.join(ROOT, "sample_projects", "mnist")
+OUT = os.path.join(HERE, "out")
+
+
+def repeated_csv(size):
+    """The sample's training CSV repeated (cyclically) to `size` rows; returns its path."""
+    source = os.path.join(SAMPLE, "data", "train.csv")
+    with open(source, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    header, rows = table[0], table[1:]
+    if size == len(rows):
+        return source
+    target = os.path.join(SAMPLE, "data", f"train_x{size}.csv")
+    with open(target, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows[i % len(rows)] for i in range(size))
+    return target
+
+
+def child(args):
+    """Run one configuration in this process and print its numbers as JSON."""
+    sys.path.insert(0, ROOT)
+    import numpy as np
+    from nnc_plugin.log import quiet_nnabla
+    from nnc_plugin.pipeline import ScoreOptions, score
+    quiet_nnabla()
+    folder = os.path.join(OUT, f"run_{args.size}_{args.mode}")
+    options = ScoreOptions(model=os.path.join(SAMPLE, "mnist_cnn.nntxt"), input_train=repeated_csv(args.size),
+                           input_val=os.path.join(SAMPLE, "data", "val.csv"), output=os.path.join(folder, "influence.csv"),
+                           mode=args.mode, epochs=args.epochs, cache_dir=os.path.join(folder, "cache"))
+    if os.path.isdir(options.cache_dir):
+        import shutil
+        shutil.rmtree(options.cache_dir)
+    run = score(options)
+    result = dict(run.summary)
+    if args.reference_steps:
+        result.update(reference_timing(options, run, args.reference_steps, np))
+    print("RESULT " + json.dumps(result))
+
+
+def reference_timing(options, run, steps, np):
+    """Seconds of the per-sample reference and of the batched path on the last `steps` traced steps."""
+    from nnc_plugin.cache import TrialCache
+    from nnc_plugin.dataset import read_dataset
+    from nnc_plugin.influence import sgd_influence, validation_gradient
+    from nnc_plugin.network import Model
+    from nnc_plugin.project import load_project
+    from nnc_plugin.trainer import Schedule
+    project = load_project(options.model)
+    data = read_dataset(options.input_train)
+    model = Model(project, seed=options.seed)
+    cache = TrialCache(os.path.join(options.cache_dir, "trial_0"))
+    model.load_parameters(cache.final_parameters)
+    full = Schedule.load(cache.schedule)
+    first = len(full) - steps
+    offsets = full.offsets[first:] - full.offsets[first]
+    part = Schedule(full.indices[full.offsets[first]:], offsets, full.learning_rates[first:])
+    u, _ = validation_gradient(model, read_dataset(options.input_val), 64)
+    seconds = {}
+    for reference in (False, True):
+        started = time.perf_counter()
+        sgd_influence(model, data, part, u, lambda t: [1.0] * len(u), reference=reference, title="Timing")
+        seconds[reference] = time.perf_counter() - started
+    scale = len(full) / steps
+    return {"reference_seconds_scaled": seconds[True] * scale, "batched_seconds_same_steps_scaled": seconds[False] * scale,
+            "reference_steps_measured": steps}
+
+
+def run_measured(size, mode, epochs, reference_steps):
+    """Run a child and return (result, its peak RSS in MB)."""
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--size", str(size), "--mode", mode,
+               "--epochs", str(epochs), "--reference-steps", str(reference_steps)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout = process.stdout.read()
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage
+    if status != 0:
+        raise SystemExit(f"benchmark child failed ({size}, {mode}):\n{stderr[-3000:]}")
+    result = json.loads(next(line[7:] for line in stdout.splitlines() if line.startswith("RESULT ")))
+    return result, usage.ru_maxrss / 1024.0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 5000, 20000])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--reference-steps", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="final", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    os.makedirs(OUT, exist_ok=True)
+    rows, raw = [], []
+    for size in args.sizes:
+        print(f"benchmark: N={size} ...", file=sys.stderr, flush=True)
+        final, rss = run_measured(size, "final", args.epochs, args.reference_steps)
+        exact, _ = run_measured(size, "all", args.epochs, 0)
+        ratio = final["score_seconds"] / final["epoch_seconds"]
+        reference = final["reference_seconds_scaled"]
+        rows.append([size, final["trainable_parameters"], f"{final['epoch_seconds']:.2f}", f"{final['score_seconds']:.2f}",
+                     f"{ratio:.2f}", f"{reference:.1f}", f"{reference / final['batched_seconds_same_steps_scaled']:.1f}x",
+                     f"{final['cache_bytes']:,}", f"{exact['cache_bytes']:,}", f"{rss:.0f}"])
+        raw.append({"size": size, "final": final, "all": exact, "peak_rss_mb": rss})
+    header = ["N", "params", "epoch s", "score s", "score/epoch", "reference s", "speed-up",
+              "cache final (bytes)", "cache all (bytes)", "peak RSS MB"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    sizes = {r["size"]: r["peak_rss_mb"] for r in raw}
+    if 5000 in sizes and 20000 in sizes:
+        lines.append("")
+        lines.append(f"Peak memory N=20,000 / N=5,000: {sizes[20000] / sizes[5000]:.3f}")
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(OUT, "speed.md"), "w", encoding="utf-8") as f:
+        f.write(table + "\n")
+    with open(os.path.join(OUT, "speed.json"), "w", encoding="utf-8") as f:
+        json.dump(raw, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The cleansed dataset: the training CSV without its most harmful rows.
+
+Input is a scored CSV written by `nnc-cleanse score` (the training CSV's own columns plus
+`influence` and `datasource_index`). Output is a training CSV with the original header and
+columns, in the original row order, without the removed rows, and with every path rewritten
+so it still resolves from the output's folder. It can be used as it is as the Training
+dataset of the same project (in Neural Network Console or with `nnabla_cli train`).
+Nothing is ever written over the scored CSV or the original training CSV.
+"""
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from .dataset import read_table
+from .errors import UserError
+from .log import info
+from .output import INDEX_COLUMN, SCORE_COLUMN, check_writable, csv_text, format_score, relocate_path, write_atomically
+
+
+@dataclass
+class Amount:
+    """How many of the most harmful rows to remove: a row count, or a percentage of all rows."""
+    value: float
+    percent: bool = False
+
+    @classmethod
+    def parse(cls, text):
+        """Return the `Amount` written as ``"100"`` (rows) or ``"5%"`` (percent of the rows)."""
+        raw = str(text).strip()
+        percent = raw.endswith("%")
+        number = raw[:-1].strip() if percent else raw
+        try:
+            value = float(number) if percent else int(number)
+        except ValueError:
+            raise UserError(f"--remove must be a number of rows such as 100 or a percentage such as 5%, not '{text}'.")
+        if not math.isfinite(value) or value < 0 or (percent and value > 100):
+            raise UserError(f"--remove must be 0 or more rows, or a percentage from 0% to 100%, not '{text}'.")
+        return cls(value, percent)
+
+    def rows_of(self, total):
+        """The number of rows this amount means in a dataset of `total` rows."""
+        return int(round(total * self.value / 100.0)) if self.percent else int(self.value)
+
+    def __str__(self):
+        return f"{self.value:g}%" if self.percent else f"{int(self.value)}"
+
+
+@dataclass
+class ScoredTable:
+    """A scored CSV read into memory: its data columns, its rows, and each row's score and index."""
+    path: str
+    header: List[str]  # the training CSV's own columns
+    rows: List[List[str]]  # data cells only, in the scored CSV's order
+    scores: np.ndarray
+    indices: np.ndarray  # datasource_index: the row's position in the original training CSV
+    newline: str
+
+    def __len__(self):
+        return len(self.rows)
+
+
+@dataclass
+class CleanseResult:
+    """What `cleanse` did."""
+    output: str
+    kept: int
+    removed_indices: List[int]  # datasource_index of every removed row, most harmful first
+    highest_removed_score: Optional[float]
+
+
+def read_scored_csv(path):
+    """Return the `ScoredTable` in a CSV written by `nnc-cleanse score` (or NNC's SGD influence plugin)."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"The scored CSV {path} does not exist; run the scoring first (nnc-cleanse score) "
+                        "and pass its output, for example influence.csv.")
+    header, rows, newline = read_table(path)
+    names = [cell.strip() for cell in header]
+    missing = [c for c in (SCORE_COLUMN, INDEX_COLUMN) if c not in names]
+    if missing:
+        raise UserError(f"The CSV {path} has no '{missing[0]}' column, so it is not a scored CSV; pass the output "
+                        "of nnc-cleanse score (its last columns are influence and datasource_index).")
+    score_at, index_at = names.index(SCORE_COLUMN), names.index(INDEX_COLUMN)
+    data_at = [i for i in range(len(header)) if i not in (score_at, index_at)]
+    scores, indices, data_rows = [], [], []
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise UserError(f"Row {number} of {path} has {len(row)} cells but the header has {len(header)}; fix that row.")
+        try:
+            score = float(row[score_at])
+        except ValueError:
+            score = float("nan")
+        if not math.isfinite(score):
+            raise UserError(f"Row {number} of {path}: the influence '{row[score_at]}' is not a finite number; "
+                            "score the dataset again.")
+        try:
+            index = int(row[index_at])
+        except ValueError:
+            index = -1
+        if index < 0:
+            raise UserError(f"Row {number} of {path}: the datasource_index '{row[index_at]}' is not a row number "
+                            "(0 or more); score the dataset again.")
+        scores.append(score)
+        indices.append(index)
+        data_rows.append([row[i] for i in data_at])
+    if not data_rows:
+        raise UserError(f"The scored CSV {path} has no rows; score a training CSV with at least one row.")
+    indices = np.asarray(indices, dtype=np.int64)
+    unique, counts = np.unique(indices, return_counts=True)
+    if (counts > 1).any():
+        raise UserError(f"The scored CSV {path} lists datasource_index {int(unique[counts > 1][0])} twice; "
+                        "each row of the training CSV must appear once, so score the dataset again.")
+    return ScoredTable(path=path, header=[header[i] for i in data_at], rows=data_rows,
+                       scores=np.asarray(scores, dtype=np.float64), indices=indices, newline=newline)
+
+
+def harmful_order(table):
+    """Positions of the rows of `table`, most harmful (lowest score) first; ties by datasource_index."""
+    return np.lexsort((table.indices, table.scores))
+
+
+def rows_to_remove(table, remove=None, threshold=None):
+    """Return the positions (in `table`) of the rows to remove, most harmful first.
+
+    Parameters
+    ----------
+    remove : Amount or str, optional
+        Remove this many of the most harmful rows ("100") or this share of all rows ("5%").
+    threshold : float, optional
+        Remove every row whose influence is below this value.
+    Exactly one of the two is given.
+    """
+    if (remove is None) == (threshold is None):
+        raise UserError("Say which rows to remove: give either --remove (a number of rows or a percentage) "
+                        "or --threshold (an influence value), not both and not neither.")
+    order = harmful_order(table)
+    if threshold is not None:
+        threshold = float(threshold)
+        if not math.isfinite(threshold):
+            raise UserError(f"--threshold must be a finite number, not {threshold}.")
+        chosen = order[table.scores[order] < threshold]
+    else:
+        amount = remove if isinstance(remove, Amount) else Amount.parse(remove)
+        count = amount.rows_of(len(table))
+        if count > len(table):
+            raise UserError(f"--remove {amount} is more than the {len(table)} rows of {table.path}; "
+                            "choose a smaller number.")
+        chosen = order[:count]
+    if len(chosen) == len(table):
+        what = f"--threshold {threshold:g}" if threshold is not None else f"--remove {remove}"
+        raise UserError(f"{what} would remove all {len(table)} rows, leaving nothing to train on; "
+                        "remove fewer rows.")
+    return chosen
+
+
+def _original_training_csv(scored_path):
+    """The training CSV that was scored, as the run summary beside the scored CSV records it (or None)."""
+    try:
+        with open(scored_path + ".summary.json", encoding="utf-8") as f:
+            return json.load(f).get("input_train")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def cleanse(scored_csv, output, remove=None, threshold=None):
+    """Write the training CSV without the most harmful rows; return a `CleanseResult`.
+
+    Parameters
+    ----------
+    scored_csv : str
+        A CSV written by `nnc-cleanse score`.
+    output : str
+        The cleansed training CSV to write (never the scored CSV or the original training CSV).
+    remove, threshold
+        Which rows to remove; see `rows_to_remove`.
+    """
+    protected = (scored_csv, _original_training_csv(os.path.abspath(scored_csv)))
+    check_writable(output, inputs=protected)
+    table = read_scored_csv(scored_csv)
+    chosen = rows_to_remove(table, remove=remove, threshold=threshold)
+    removed = set(int(p) for p in chosen)
+    kept = sorted((p for p in range(len(table)) if p not in removed), key=lambda p: table.indices[p])
+
+    source_folder = os.path.dirname(table.path)
+    target_folder = os.path.dirname(os.path.abspath(output))
+    body = [[relocate_path(cell, source_folder, target_folder) for cell in table.rows[p]] for p in kept]
+    write_atomically(output, csv_text(table.header, body, table.newline))
+
+    highest = float(table.scores[chosen].max()) if len(chosen) else None
+    result = CleanseResult(output=os.path.abspath(output), kept=len(kept),
+                           removed_indices=[int(table.indices[p]) for p in chosen], highest_removed_score=highest)
+    if chosen.size:
+        info(f"Removed the {len(chosen)} most harmful of {len(table)} rows (the lowest scores, up to "
+             f"{format_score(highest)}); wrote {output} with the other {len(kept)} rows in their original order.")
+    elif threshold is not None:
+        info(f"No row has an influence below {float(threshold):g}; wrote {output} with all {len(kept)} rows.")
+    else:
+        info(f"--remove {remove} means no row; wrote {output} with all {len(kept)} rows.")
+    helpful = int((table.scores[chosen] > 0).sum())  # only SGD influence has positive scores
+    if helpful:
+        info(f"Note: {helpful} of the removed rows have a positive influence, so they helped the model; "
+             "remove fewer rows (or use --threshold 0) to keep them.")
+    info("To retrain without the removed rows, use this CSV as the Training dataset of your project.")
+    return result

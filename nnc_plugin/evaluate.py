@@ -1,0 +1,209 @@
+"""`nnc-cleanse evaluate`: does removing the rows a ranking calls harmful help? Remove and retrain.
+
+For each ranking, the k most harmful rows are removed and the network is retrained with the
+project's own configuration over S seeds; the same is done with k random rows, and with
+nothing removed. Every retrained model is measured on a test CSV that took no part in scoring.
+
+Written to the output folder:
+  evaluation.csv           one row per retraining: k, ranking, seed, removed rows, test accuracy, test loss
+  evaluation_summary.csv   mean and standard deviation over seeds, per (k, ranking)
+  evaluation_summary.md    the same as a table
+  evaluation.png           test accuracy against k, one line per ranking, with the spread over seeds
+  scores_<ranking>.csv     the scored CSV each ranking produced
+"""
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from .cache import TrialCache
+from .dataset import read_dataset
+from .errors import UserError
+from .log import info
+from .network import Model
+from .output import csv_text, write_atomically
+from .pipeline import ScoreOptions, check_dataset, score
+from .project import load_project
+from .rankings import DEFAULT_RANKING, RANKINGS
+from .trainer import train
+
+RANDOM = "random"
+NONE = "none"
+
+
+@dataclass
+class EvaluateOptions:
+    """What `nnc-cleanse evaluate` does."""
+    model: str
+    input_train: str
+    input_test: str
+    input_val: Optional[str] = None
+    output_dir: str = "evaluation"
+    remove: List[str] = field(default_factory=lambda: ["1%", "2.5%", "5%", "10%"])
+    rankings: List[str] = field(default_factory=lambda: [DEFAULT_RANKING, "sgd-influence"])
+    seeds: int = 3
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    mode: str = "final"
+    n_trials: int = 1
+    context: str = "cpu"
+
+    def validate(self):
+        for ranking in self.rankings:
+            if ranking not in RANKINGS:
+                raise UserError(f"--rankings takes {', '.join(RANKINGS)} (random is always included), not '{ranking}'.")
+        if self.seeds < 1:
+            raise UserError(f"--seeds must be 1 or more, not {self.seeds}.")
+
+
+def parse_counts(values, n_rows):
+    """Turn '100' or '5%' into row counts (sorted, unique, each between 1 and n_rows - 1)."""
+    counts = set()
+    for value in values:
+        text = str(value).strip()
+        try:
+            count = round(float(text[:-1]) / 100 * n_rows) if text.endswith("%") else int(text)
+        except ValueError:
+            raise UserError(f"--remove takes row counts or percentages such as 100 or 5%, not '{value}'.")
+        if not 0 < count < n_rows:
+            raise UserError(f"--remove {value} asks to remove {count} of {n_rows} rows; give a number from 1 to {n_rows - 1}.")
+        counts.add(count)
+    return sorted(counts)
+
+
+def test_metrics(model, dataset, batch_size=64):
+    """(accuracy, mean loss) of `model` on `dataset`; accuracy is NaN when the loss is not a classification."""
+    losses, correct, counted = [], 0, 0
+    for start in range(0, len(dataset), batch_size):
+        indices = np.arange(start, min(len(dataset), start + batch_size))
+        graph = model.loss_graph(len(indices), train=False)
+        model.feed(graph, dataset, indices)
+        graph.per_sample_loss.forward(clear_no_need_grad=True)
+        losses.append(graph.per_sample_loss.d.copy())
+        if graph.prediction is not None and graph.target_column in dataset.arrays:
+            predicted = graph.prediction.d.reshape(len(indices), -1)
+            labels = dataset.arrays[graph.target_column][indices].reshape(len(indices), -1)[:, 0]
+            classes = predicted.argmax(axis=1) if predicted.shape[1] > 1 else (predicted[:, 0] > 0.5)
+            correct += int(np.sum(classes == labels))
+            counted += len(indices)
+    accuracy = correct / counted if counted else float("nan")
+    return accuracy, float(np.mean(np.concatenate(losses)))
+
+
+def retrain_and_test(project, train_data, test_data, keep, seed, epochs, batch_size, shuffle, context, workdir):
+    """Train from scratch on the rows `keep`; return (test accuracy, test loss)."""
+    model = Model(project, seed=seed, context=context)
+    cache = TrialCache(os.path.join(workdir, "retrain"))
+    cache.start()
+    train(model, train_data.subset(keep), cache, epochs, batch_size, seed, shuffle=shuffle)
+    return test_metrics(model, test_data)
+
+
+def _summary_rows(results):
+    groups = {}
+    for row in results:
+        groups.setdefault((row["k"], row["ranking"]), []).append(row)
+    summary = []
+    for (k, ranking), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        accuracy = np.array([r["test_accuracy"] for r in rows])
+        loss = np.array([r["test_loss"] for r in rows])
+        summary.append({"k": k, "ranking": ranking, "seeds": len(rows),
+                        "accuracy_mean": float(accuracy.mean()), "accuracy_std": float(accuracy.std(ddof=1)) if len(rows) > 1 else 0.0,
+                        "loss_mean": float(loss.mean()), "loss_std": float(loss.std(ddof=1)) if len(rows) > 1 else 0.0})
+    return summary
+
+
+def plot(summary, path, title):
+    """Test accuracy against k, one line per ranking, with a band of one standard deviation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    baseline = [s for s in summary if s["ranking"] == NONE]
+    rankings = sorted({s["ranking"] for s in summary if s["ranking"] != NONE})
+    for ranking in rankings:
+        rows = sorted((s for s in summary if s["ranking"] == ranking), key=lambda s: s["k"])
+        rows = baseline + rows
+        k = np.array([s["k"] for s in rows])
+        mean = np.array([s["accuracy_mean"] for s in rows])
+        std = np.array([s["accuracy_std"] for s in rows])
+        line, = axes.plot(k, mean, marker="o", label=ranking)
+        axes.fill_between(k, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    axes.set_xlabel("rows removed from the training set (k)")
+    axes.set_ylabel("test accuracy (mean ± 1 s.d. over seeds)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    temporary = path + ".tmp.png"
+    figure.savefig(temporary)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def evaluate(options):
+    """Run the remove-and-retrain comparison; return the summary rows (files are written to output_dir)."""
+    options.validate()
+    project = load_project(options.model, context=options.context)
+    normalize = project.train_dataset.normalize if project.train_dataset else True
+    train_data = read_dataset(options.input_train, normalize=normalize)
+    test_data = read_dataset(options.input_test, normalize=normalize)
+    check_dataset(project, train_data)
+    check_dataset(project, test_data)
+    if os.path.abspath(options.input_test) == os.path.abspath(options.input_train):
+        raise UserError("The test CSV is the training CSV; evaluate on rows that took no part in training or scoring.")
+    counts = parse_counts(options.remove, len(train_data))
+    epochs = options.epochs or project.max_epoch
+    batch_size = options.batch_size or project.batch_size
+    shuffle = project.train_dataset.shuffle if project.train_dataset else True
+    os.makedirs(options.output_dir, exist_ok=True)
+    workdir = os.path.join(options.output_dir, "work")
+
+    orders = {}
+    for ranking in options.rankings:
+        info(f"Evaluate: scoring with {ranking}.")
+        run = score(ScoreOptions(model=options.model, input_train=options.input_train, input_val=options.input_val,
+                                 output=os.path.join(options.output_dir, f"scores_{ranking}.csv"), ranking=ranking,
+                                 mode=options.mode, n_trials=options.n_trials, epochs=options.epochs,
+                                 batch_size=options.batch_size, context=options.context,
+                                 cache_dir=os.path.join(workdir, f"cache_{ranking}")))
+        orders[ranking] = np.lexsort((np.arange(len(run.scores)), run.scores))  # most harmful first
+
+    plan = [(0, NONE, seed) for seed in range(options.seeds)]
+    plan += [(k, ranking, seed) for k in counts for ranking in options.rankings + [RANDOM] for seed in range(options.seeds)]
+    results = []
+    for number, (k, ranking, seed) in enumerate(plan, start=1):
+        if ranking == NONE:
+            removed = np.array([], dtype=np.int64)
+        elif ranking == RANDOM:
+            removed = np.random.RandomState(10_000 + seed).permutation(len(train_data))[:k]
+        else:
+            removed = orders[ranking][:k]
+        keep = np.setdiff1d(np.arange(len(train_data)), removed)
+        accuracy, loss = retrain_and_test(project, train_data, test_data, keep, seed, epochs, batch_size, shuffle,
+                                          options.context, workdir)
+        results.append({"k": k, "ranking": ranking, "seed": seed, "removed": len(removed),
+                        "test_accuracy": accuracy, "test_loss": loss})
+        info(f"Evaluate {number}/{len(plan)}: removed {k} rows by {ranking}, seed {seed}: "
+             f"test accuracy {accuracy:.4f}, test loss {loss:.4f}")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+    columns = ["k", "ranking", "seed", "removed", "test_accuracy", "test_loss"]
+    write_atomically(os.path.join(options.output_dir, "evaluation.csv"),
+                     csv_text(columns, [[r[c] if not isinstance(r[c], float) else f"{r[c]:.6f}" for c in columns]
+                                        for r in results]))
+    summary = _summary_rows(results)
+    summary_columns = ["k", "ranking", "seeds", "accuracy_mean", "accuracy_std", "loss_mean", "loss_std"]
+    write_atomically(os.path.join(options.output_dir, "evaluation_summary.csv"),
+                     csv_text(summary_columns, [[s[c] if not isinstance(s[c], float) else f"{s[c]:.6f}"
+                                                 for c in summary_columns] for s in summary]))
+    table = ["| k | ranking | seeds | test accuracy | test loss |", "|---|---|---|---|---|"]
+    table += [f"| {s['k']} | {s['ranking']} | {s['seeds']} | {s['accuracy_mean']:.4f} ± {s['accuracy_std']:.4f} | "
+              f"{s['loss_mean']:.4f} ± {s['loss_std']:.4f} |" for s in summary]
+    write_atomically(os.path.join(options.output_dir, "evaluation_summary.md"), "\n".join(table) + "\n")
+    plot(summary, os.path.join(options.output_dir, "evaluation.png"),
+         f"Remove and retrain: {os.path.basename(options.input_train)} ({len(train_data)} rows)")
+    info(f"Evaluate: wrote evaluation.csv, evaluation_summary.csv/.md and evaluation.png to {options.output_dir}.")
+    return summary

@@ -1,0 +1,213 @@
+"""Generated bad inputs for the CSV reader and the model loader: only a UserError may come out.
+
+hypothesis writes broken dataset CSVs (random headers, rows, cells, quoting, encodings, missing
+or damaged files) and broken model files (random bytes, truncated or corrupted zips, mangled
+nntxt); `read_dataset` and `load_project` must either succeed or raise `UserError`, never another
+exception (which the command line would show as an internal error).
+"""
+import csv
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nnc_plugin.dataset import read_dataset
+from nnc_plugin.errors import UserError
+from nnc_plugin.project import load_project
+
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# CSVs -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def resources(tmp_path_factory, sample_data):
+    """A folder of files a CSV may name: good and damaged images, arrays and matrices."""
+    folder = tmp_path_factory.mktemp("fuzz_csv")
+    shutil.copy(os.path.join(sample_data, "digits", "data", "images", "00000.png"), folder / "good.png")
+    shutil.copy(os.path.join(sample_data, "mnist", "data", "images", "00000.png"), folder / "big.png")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR garbage")
+    (folder / "empty.jpg").write_bytes(b"")
+    np.save(folder / "good.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.save(folder / "object.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (folder / "text.npy").write_bytes(b"not numpy at all")
+    (folder / "matrix.csv").write_text("1,2,3\n4,5,6\n")
+    (folder / "ragged.csv").write_text("1,2\n3\nx,y\n")
+    (folder / "folder.png").mkdir()
+    return folder
+
+
+FILES = ["good.png", "big.png", "corrupt.png", "empty.jpg", "good.npy", "object.npy", "text.npy", "matrix.csv",
+         "ragged.csv", "folder.png", "missing.png", "sub/missing.npy", "..", "/", "C:\\x.png", "good.png\x00"]
+HEADER_CELLS = ["x:image", "y:label", "x", "y", "x__0", "x__1:a", "#comment", "", ":", "__", "1", "nan", "a:b:c",
+                "y:label ", " x:image", "x:image\n"]
+cell = st.one_of(
+    st.sampled_from(FILES),
+    st.integers(-10 ** 30, 10 ** 30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", " ", "nan", "-inf", "1e400", "0x10", "1,5", '"', "'", "\\", "\r", "\n", "\t"]),
+    st.text(max_size=12),
+)
+header = st.lists(st.one_of(st.sampled_from(HEADER_CELLS), st.text(max_size=8)), min_size=0, max_size=4)
+rows = st.lists(st.lists(cell, min_size=0, max_size=5), min_size=0, max_size=6)
+
+
+def _csv_bytes(draw_header, draw_rows, quoting, encoding):
+    if quoting == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([draw_header] + draw_rows)
+        text = buffer.getvalue()
+    else:  # joined by hand: quotes and separators inside cells break the structure
+        text = "\n".join(",".join(row) for row in [draw_header] + draw_rows)
+    if encoding == "latin-1":
+        return text.encode("latin-1", errors="replace")
+    return text.encode(encoding, errors="surrogatepass" if encoding.startswith("utf") else "strict")
+
+
+def _read_only_user_errors(path):
+    try:
+        read_dataset(str(path))
+    except UserError as error:
+        assert str(error) and "\n" not in str(error).strip()
+
+
+@FUZZ
+@given(draw_header=header, draw_rows=rows, quoting=st.sampled_from(["csv", "raw"]),
+       encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "latin-1"]))
+def test_generated_csvs_raise_only_user_errors(resources, draw_header, draw_rows, quoting, encoding):
+    try:
+        data = _csv_bytes(draw_header, draw_rows, quoting, encoding)
+    except (UnicodeEncodeError, csv.Error):  # text this encoding or the csv module cannot write
+        data = b"\xff\xfe\xfd"
+    path = resources / "generated.csv"
+    path.write_bytes(data)
+    _read_only_user_errors(path)
+
+
+@FUZZ
+@given(prefix=st.sampled_from([b"", b"x:image,y:label\n", b"x,y\n", b"\xef\xbb\xbfx:image,y:label\r\n"]),
+       body=st.binary(max_size=200))
+def test_random_bytes_as_csv_raise_only_user_errors(resources, prefix, body):
+    path = resources / "bytes.csv"
+    path.write_bytes(prefix + body)
+    _read_only_user_errors(path)
+
+
+@FUZZ
+@given(count=st.integers(1, 4), choices=st.lists(st.sampled_from(FILES), min_size=1, max_size=4),
+       labels=st.lists(st.sampled_from(["0", "3", "-1", "nan", "", "x", "1e400", "2.5"]), min_size=1, max_size=4))
+def test_well_formed_csvs_naming_bad_files_raise_only_user_errors(resources, count, choices, labels):
+    lines = ["x:image,y:label"] + [f"{choices[i % len(choices)]},{labels[i % len(labels)]}" for i in range(count)]
+    path = resources / "files.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    _read_only_user_errors(path)
+
+
+# Model files ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_texts(sample_data):
+    with open(os.path.join(sample_data, "digits", "digits_mlp.nntxt"), encoding="utf-8") as f:
+        digits = f.read()
+    with open(os.path.join(sample_data, "mnist", "mnist_cnn.nntxt"), encoding="utf-8") as f:
+        mnist = f.read()
+    return [digits, mnist]
+
+
+def _nnp_bytes(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            archive.writestr(zipfile.ZipInfo(name), data)
+    return buffer.getvalue()
+
+
+def _load_only_user_errors(data, extension):
+    folder = tempfile.mkdtemp(prefix="nnc_fuzz_")
+    try:
+        path = os.path.join(folder, "model" + extension)
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            load_project(path)
+        except UserError as error:
+            assert str(error) and "\n" not in str(error).strip()
+        assert os.listdir(folder) == ["model" + extension], "loading must not write beside the model"
+    finally:
+        shutil.rmtree(folder)
+
+
+mutation = st.tuples(st.sampled_from(["delete", "duplicate", "replace", "number"]),
+                     st.floats(0, 1), st.floats(0, 1), st.text(max_size=20))
+
+
+def _mangle(text, mutations):
+    for kind, start, length, insert in mutations:
+        a = int(start * len(text))
+        b = min(len(text), a + int(length * 200))
+        if kind == "delete":
+            text = text[:a] + text[b:]
+        elif kind == "duplicate":
+            text = text[:b] + text[a:b] + text[b:]
+        elif kind == "replace":
+            text = text[:a] + insert + text[b:]
+        else:  # a number changed: shapes, epochs, learning rates, batch sizes
+            digits = [i for i, c in enumerate(text) if c.isdigit()]
+            if digits:
+                i = digits[int(start * (len(digits) - 1))]
+                text = text[:i] + str(int(length * 40) - 20) + text[i + 1:]
+    return text
+
+
+@FUZZ
+@given(which=st.integers(0, 1), mutations=st.lists(mutation, min_size=1, max_size=4),
+       as_nnp=st.booleans())
+def test_mangled_nntxt_raises_only_user_errors(model_texts, which, mutations, as_nnp):
+    text = _mangle(model_texts[which], mutations)
+    data = text.encode("utf-8", errors="surrogatepass")
+    if as_nnp:
+        _load_only_user_errors(_nnp_bytes([("nnp_version.txt", b"0.1\n"), ("network.nntxt", data)]), ".nnp")
+    else:
+        _load_only_user_errors(data, ".nntxt")
+
+
+@FUZZ
+@given(data=st.binary(max_size=400), extension=st.sampled_from([".nnp", ".nntxt"]))
+def test_random_bytes_as_model_raise_only_user_errors(data, extension):
+    _load_only_user_errors(data, extension)
+
+
+@FUZZ
+@given(which=st.integers(0, 1), cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)),
+                                                                     max_size=4))
+def test_truncated_or_corrupted_nnp_raises_only_user_errors(model_texts, which, cut, flips):
+    data = bytearray(_nnp_bytes([("nnp_version.txt", b"0.1\n"), ("network.nntxt", model_texts[which].encode())]))
+    for position, value in flips:
+        data[int(position * (len(data) - 1))] = value
+    data = bytes(data[:max(1, int(cut * len(data)))]) if cut < 0.95 else bytes(data)
+    _load_only_user_errors(data, ".nnp")
+
+
+member_name = st.one_of(st.sampled_from(["network.nntxt", "net.prototxt", "parameter.h5", "parameter.protobuf",
+                                         "../../evil.nntxt", "/abs/evil.nntxt", "dir/", "nnp_version.txt"]),
+                        st.text(min_size=1, max_size=12))
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@FUZZ
+@given(members=st.lists(st.tuples(member_name, st.binary(max_size=100)), max_size=4), with_network=st.booleans())
+def test_zips_with_odd_members_raise_only_user_errors(model_texts, members, with_network):
+    if with_network:
+        members = [("network.nntxt", model_texts[0].encode())] + members
+    try:
+        data = _nnp_bytes(members)
+    except (ValueError, UnicodeEncodeError):  # a name zipfile itself refuses to write
+        return
+    _load_only_user_errors(data, ".nnp")

@@ -1,0 +1,137 @@
+"""Ctrl-C and kill during scoring: no partial output, the finished training stays cached, a rerun reuses it.
+
+Each test starts `nnc-cleanse score` on the digits sample as a subprocess, waits until training
+has finished (its cache manifest appears, the last thing training writes) while scoring runs,
+interrupts it, and reruns. The rerun must say that it reuses the cache and must write the same
+CSV, byte for byte, as a run that was never interrupted.
+"""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import read_csv, subset_csv, variant
+
+# Enough traced steps that scoring takes a second or two, so the signal lands while it runs.
+RUN = ("-r", "sgd-influence", "--epochs", "6", "--trace-epochs", "6", "--seed", "3")
+REUSED = "reusing the training cached in"
+TRAINED = "training 6 epochs on"
+
+
+def _command(digits, output, *extra, model=None, train=None):
+    executable = os.path.join(os.path.dirname(sys.executable), "nnc-cleanse")
+    return [executable, "score", "-m", str(model or digits["model"]), "-t", str(train or digits["train"]),
+            "-v", digits["val"], "-o", str(output), *RUN, *extra]
+
+
+def _run(command):
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, sample_data):
+    """The CSV bytes of a run that nobody interrupted."""
+    digits = {"model": os.path.join(sample_data, "digits", "digits_mlp.nntxt"),
+              "train": os.path.join(sample_data, "digits", "data", "train.csv"),
+              "val": os.path.join(sample_data, "digits", "data", "val.csv")}
+    # At the same depth as the other tests' outputs, so the relocated image paths are the same text.
+    output = tmp_path_factory.mktemp("uninterrupted") / "out" / "influence.csv"
+    result = _run(_command(digits, output))
+    assert TRAINED in result.stderr
+    return output.read_bytes()
+
+
+def _interrupt_during_scoring(command, manifest, how):
+    """Start `command`, wait for the training cache's manifest, then send `how`; return (status, stderr)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not os.path.exists(manifest):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            out, err = process.communicate()
+            pytest.fail(f"training did not finish as expected:\n{err}")
+        time.sleep(0.005)
+    process.send_signal(how)
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err
+
+
+def _leftovers(folder):
+    """Every file under `folder`, relative."""
+    return sorted(os.path.relpath(os.path.join(root, name), folder)
+                  for root, _, names in os.walk(folder) for name in names)
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_interrupted_scoring_leaves_no_output_and_the_rerun_reuses_the_training(tmp_path, digits, uninterrupted, how):
+    output = tmp_path / "out" / "influence.csv"
+    manifest = tmp_path / "out" / "influence_cache" / "trial_0" / "manifest.json"
+    status, log = _interrupt_during_scoring(_command(digits, output), manifest, how)
+
+    if how == signal.SIGINT:
+        assert status == 130, f"the run was not interrupted while scoring (exit {status}):\n{log}"
+        assert "Traceback" not in log
+        assert log.strip().splitlines()[-1].startswith("nnc-cleanse: interrupted; no output was written")
+    else:
+        assert status == -signal.SIGKILL, log
+    # No output, no half-written temporary file; the finished training's cache is complete.
+    with open(manifest, encoding="utf-8") as f:
+        cached = json.load(f)["files"]
+    assert _leftovers(tmp_path / "out") == sorted(f"influence_cache/trial_0/{name}"
+                                                  for name in cached + ["manifest.json"])
+
+    rerun = _run(_command(digits, output))
+    assert REUSED in rerun.stderr and TRAINED not in rerun.stderr, rerun.stderr
+    assert output.read_bytes() == uninterrupted
+    assert not [name for name in os.listdir(output.parent) if name.endswith(".tmp")]
+
+
+def test_interrupt_while_training_leaves_nothing(tmp_path, digits):
+    """Ctrl-C before training has finished: the unfinished cache is removed with the folder it made."""
+    output = tmp_path / "out" / "influence.csv"
+    command = _command(digits, output)
+    command[command.index("6")] = "400"  # a long training, so the signal lands in it
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    schedule_folder = tmp_path / "out" / "influence_cache" / "trial_0"
+    deadline = time.monotonic() + 120
+    while not schedule_folder.exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+        time.sleep(0.005)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, log = process.communicate(timeout=120)
+    assert process.returncode == 130, log
+    assert "Traceback" not in log
+    assert not (tmp_path / "out").exists(), _leftovers(tmp_path)
+
+
+def test_cache_is_rejected_when_the_training_data_or_the_model_changed(tmp_path, digits):
+    output = tmp_path / "out" / "influence.csv"
+    train = subset_csv(digits["train"], tmp_path / "train.csv", 1000)  # the user's CSV, edited below
+    first = _run(_command(digits, output, train=train))
+    assert TRAINED in first.stderr
+
+    # The user corrects one label in the training CSV (same file).
+    table = read_csv(train)
+    table[1][1] = str((int(table[1][1]) + 1) % 10)
+    with open(train, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(table)
+    rerun = _run(_command(digits, output, train=train))
+    assert "not reusing the cache" in rerun.stderr and "the training data changed; training again" in rerun.stderr
+    assert TRAINED in rerun.stderr
+
+    # The user lowers the learning rate in the model.
+    model = variant(digits["model"], tmp_path / "model.nntxt", {"lr: 0.1": "lr: 0.05"})
+    rerun = _run(_command(digits, output, model=model, train=train))
+    assert "the model changed; training again" in rerun.stderr and TRAINED in rerun.stderr
+
+    # Another seed, and other settings, are named too.
+    rerun = _run(_command(digits, output, "--seed", "4", "--batch-size", "64", model=model, train=train))
+    assert "the seed changed (3 -> 4)" in rerun.stderr and "batch_size 32 -> 64" in rerun.stderr
