@@ -94,7 +94,7 @@ def main():
             estimates = {}
             for mode in ("all", "final"):
                 run = score(ScoreOptions(model=model_file, input_train=train_csv, input_val=val_csv,
-                                         output=os.path.join(workdir, f"{mode}.csv"), mode=mode, seed=seed,
+                                         output=os.path.join(workdir, f"{mode}.csv"), ranking="sgd-influence", mode=mode, seed=seed,
                                          epochs=args.epochs, batch_size=args.batch_size, trace_epochs=args.epochs,
                                          cache_dir=os.path.join(workdir, f"cache_{mode}")))
                 estimates[mode] = run.scores

@@ -59,7 +59,8 @@ def child(args):
     folder = os.path.join(OUT, f"run_{args.size}_{args.mode}")
     options = ScoreOptions(model=os.path.join(SAMPLE, "mnist_cnn.nntxt"), input_train=repeated_csv(args.size),
                            input_val=os.path.join(SAMPLE, "data", "val.csv"), output=os.path.join(folder, "influence.csv"),
-                           mode=args.mode, epochs=args.epochs, cache_dir=os.path.join(folder, "cache"))
+                           ranking="sgd-influence", mode=args.mode, epochs=args.epochs,
+                           cache_dir=os.path.join(folder, "cache"))
     if os.path.isdir(options.cache_dir):
         import shutil
         shutil.rmtree(options.cache_dir)

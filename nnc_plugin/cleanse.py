@@ -18,7 +18,7 @@ import numpy as np
 from .dataset import read_table
 from .errors import UserError
 from .log import info
-from .output import INDEX_COLUMN, SCORE_COLUMN, check_writable, csv_text, format_score, relocate_path, write_atomically
+from .output import INDEX_COLUMN, SCORE_COLUMN, check_writable, format_score, relocate_path, write_csv_atomically
 
 
 @dataclass
@@ -188,7 +188,7 @@ def cleanse(scored_csv, output, remove=None, threshold=None):
     source_folder = os.path.dirname(table.path)
     target_folder = os.path.dirname(os.path.abspath(output))
     body = [[relocate_path(cell, source_folder, target_folder) for cell in table.rows[p]] for p in kept]
-    write_atomically(output, csv_text(table.header, body, table.newline))
+    write_csv_atomically(output, table.header, body, table.newline)
 
     highest = float(table.scores[chosen].max()) if len(chosen) else None
     result = CleanseResult(output=os.path.abspath(output), kept=len(kept),

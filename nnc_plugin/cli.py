@@ -8,8 +8,9 @@ from .rankings import DEFAULT_RANKING as DEFAULT_RANKING_NAME
 from .rankings import RANKINGS as RANKING_CHOICES
 
 DESCRIPTION = (
-    "Find harmful training samples of a Neural Network Console classifier by SGD-influence "
-    "(Hara, Nitanda, Maehara, NeurIPS 2019), in its storage-efficient form "
+    "Find harmful training samples (mislabeled or otherwise) of a Neural Network Console classifier: re-train it "
+    "as its configuration says and rank every training row, by its loss during training (the default) or by "
+    "SGD-influence (Hara, Nitanda, Maehara, NeurIPS 2019) in its storage-efficient form "
     "(Suzuki, Kobayashi, Narihira, arXiv 2103.11807).")
 
 
@@ -137,7 +138,7 @@ def build_parser():
     score_parser = commands.add_parser(
         "score", help="train as the model says and score every training sample",
         description="Re-train the model as its training configuration says, then write the training CSV with an "
-                    "'influence' column (negative: harmful) and a 'datasource_index' column, most harmful first.")
+                    "'influence' column (lower: more harmful) and a 'datasource_index' column, most harmful first.")
     add_score_arguments(score_parser)
     score_parser.set_defaults(run=_score)
     cleanse_parser = commands.add_parser(

@@ -230,7 +230,17 @@ def read_dataset(path, normalize=True, title=None):
         if os.path.splitext(cell)[1].lower() in IMAGE_EXTENSIONS:
             image_names.add(column.split(":", 1)[0].split("__", 1)[0])
 
-    # One preallocated array per variable, filled row by row: memory stays at the data's own size.
+    try:
+        arrays, pixel_scale = _decode(path, header, rows, source, names, image_names, title)
+    finally:
+        source.close()  # nnabla keeps every data source alive (an atexit hook) until it is closed
+    _check_finite(path, header, rows, arrays)
+    return Dataset(path=path, header=header, rows=rows, newline=newline, arrays=arrays,
+                   pixel_scale=pixel_scale, normalize=normalize)
+
+
+def _decode(path, header, rows, source, names, image_names, title):
+    """Decode every row with nnabla's data source into one preallocated array per variable."""
     arrays, pixel_scale = {}, {}
     with Progress(title or f"Reading {os.path.basename(path)}", len(rows)) as progress:
         for position, row in enumerate(rows):
@@ -257,7 +267,4 @@ def read_dataset(path, normalize=True, title=None):
             if position % 256 == 255:
                 progress.advance(256)
         progress.advance(len(rows) % 256)
-
-    _check_finite(path, header, rows, arrays)
-    return Dataset(path=path, header=header, rows=rows, newline=newline, arrays=arrays,
-                   pixel_scale=pixel_scale, normalize=normalize)
+    return arrays, pixel_scale

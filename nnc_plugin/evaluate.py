@@ -19,11 +19,12 @@ from typing import List, Optional
 import numpy as np
 
 from .cache import TrialCache
+from .cleanse import Amount
 from .dataset import read_dataset
 from .errors import UserError
 from .log import info
 from .network import Model
-from .output import csv_text, write_atomically
+from .output import write_atomically, write_csv_atomically
 from .pipeline import ScoreOptions, check_dataset, score
 from .project import load_project
 from .rankings import DEFAULT_RANKING, RANKINGS
@@ -62,11 +63,7 @@ def parse_counts(values, n_rows):
     """Turn '100' or '5%' into row counts (sorted, unique, each between 1 and n_rows - 1)."""
     counts = set()
     for value in values:
-        text = str(value).strip()
-        try:
-            count = round(float(text[:-1]) / 100 * n_rows) if text.endswith("%") else int(text)
-        except ValueError:
-            raise UserError(f"--remove takes row counts or percentages such as 100 or 5%, not '{value}'.")
+        count = Amount.parse(value).rows_of(n_rows)
         if not 0 < count < n_rows:
             raise UserError(f"--remove {value} asks to remove {count} of {n_rows} rows; give a number from 1 to {n_rows - 1}.")
         counts.add(count)
@@ -191,14 +188,13 @@ def evaluate(options):
     shutil.rmtree(workdir, ignore_errors=True)
 
     columns = ["k", "ranking", "seed", "removed", "test_accuracy", "test_loss"]
-    write_atomically(os.path.join(options.output_dir, "evaluation.csv"),
-                     csv_text(columns, [[r[c] if not isinstance(r[c], float) else f"{r[c]:.6f}" for c in columns]
-                                        for r in results]))
+    write_csv_atomically(os.path.join(options.output_dir, "evaluation.csv"), columns,
+                         [[r[c] if not isinstance(r[c], float) else f"{r[c]:.6f}" for c in columns] for r in results])
     summary = _summary_rows(results)
     summary_columns = ["k", "ranking", "seeds", "accuracy_mean", "accuracy_std", "loss_mean", "loss_std"]
-    write_atomically(os.path.join(options.output_dir, "evaluation_summary.csv"),
-                     csv_text(summary_columns, [[s[c] if not isinstance(s[c], float) else f"{s[c]:.6f}"
-                                                 for c in summary_columns] for s in summary]))
+    write_csv_atomically(os.path.join(options.output_dir, "evaluation_summary.csv"), summary_columns,
+                         [[s[c] if not isinstance(s[c], float) else f"{s[c]:.6f}" for c in summary_columns]
+                          for s in summary])
     table = ["| k | ranking | seeds | test accuracy | test loss |", "|---|---|---|---|---|"]
     table += [f"| {s['k']} | {s['ranking']} | {s['seeds']} | {s['accuracy_mean']:.4f} ± {s['accuracy_std']:.4f} | "
               f"{s['loss_mean']:.4f} ± {s['loss_std']:.4f} |" for s in summary]

@@ -11,10 +11,23 @@ Other cases keep nnabla's own rule. The per-sample reference path always uses nn
 rules, and tests check the two paths against each other.
 """
 import contextlib
+import sys
 
 import numpy as np
 from nnabla import backward_functions
 from nnabla.function import PythonFunction
+
+
+def skip_failing_relative_imports():
+    """Make nnabla's compiled modules skip two imports that always fail, at every function call.
+
+    nnabla's Cython code imports `nnabla` and `nnabla_ext` from inside the nnabla package, so Python
+    first looks for `nnabla.nnabla` and `nnabla.nnabla_ext` on disk, fails, then finds the real ones.
+    During a double-backward pass that search ran about 40 times per minibatch (3 ms of a 3.4 ms step
+    on the digits MLP). A None entry in sys.modules makes those never-existing modules fail at once.
+    """
+    for name in ("nnabla.nnabla", "nnabla.nnabla_ext"):
+        sys.modules.setdefault(name, None)
 
 
 def _is_simple_pooling(input_shape, kernel, stride, ignore_border, pad, channel_last):

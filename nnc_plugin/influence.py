@@ -22,7 +22,7 @@ import numpy as np
 import nnabla as nn
 import nnabla.functions as F
 
-from .fast_rules import faster_double_backward
+from .fast_rules import faster_double_backward, skip_failing_relative_imports
 from .log import Progress
 
 
@@ -30,13 +30,18 @@ class BatchedDirectional:
     """v . grad l_j for all j of a minibatch, and sum_j hess l_j v, from one double-backward pass.
 
     `fast_rules` builds the double-backward with fast_rules' cheaper gradient rules (default);
-    off, it uses nnabla's own rules everywhere.
+    off, it uses nnabla's own rules everywhere. `batch_size`, when given, is the size of every
+    graph: smaller minibatches (the last of an epoch) are padded with copies of their first sample
+    at weight 0, so one graph serves them all (the scoring network's per-sample losses do not
+    depend on each other, so the padding changes nothing but memory and time).
     """
 
-    def __init__(self, model, fast_rules=True):
+    def __init__(self, model, fast_rules=True, batch_size=None):
         self.model = model
         self.fast_rules = fast_rules
+        self.batch_size = batch_size
         self._graphs = {}
+        skip_failing_relative_imports()
 
     def _graph(self, batch_size):
         if batch_size not in self._graphs:
@@ -44,7 +49,9 @@ class BatchedDirectional:
             loss = model.loss_graph(batch_size, train=False)
             weights = nn.Variable((batch_size,), need_grad=True)
             parameters = list(model.parameters.values())
-            with nn.context_scope(model.context), faster_double_backward(self.fast_rules):
+            # The faster rules run part of the work in numpy: worth it on CPU only.
+            on_cpu = model.context.backend[0].startswith("cpu")
+            with nn.context_scope(model.context), faster_double_backward(self.fast_rules and on_cpu):
                 gradients = nn.grad([F.sum(weights * loss.per_sample_loss)], parameters)
                 directions = [nn.Variable(p.shape) for p in parameters]
                 terms = [F.sum(g * v) for g, v in zip(gradients, directions) if g is not None]
@@ -55,11 +62,12 @@ class BatchedDirectional:
     def __call__(self, dataset, indices, direction):
         """Return (per-sample inner products, Hessian-vector product list) for `direction` (list of arrays)."""
         count = len(indices)
-        if count == 1:
-            # nnabla's double-backward of some losses (CategoricalCrossEntropy) fails at batch size 1:
-            # run two copies of the sample and give the second one weight 0.
-            indices = np.concatenate([indices, indices])
-        loss, weights, directions, total = self._graph(len(indices))
+        # nnabla's double-backward of some losses (CategoricalCrossEntropy) fails at batch size 1,
+        # so a graph has at least two rows.
+        size = max(self.batch_size or count, count, 2)
+        if size > count:
+            indices = np.concatenate([indices, np.repeat(indices[:1], size - count)])
+        loss, weights, directions, total = self._graph(size)
         self.model.feed(loss, dataset, indices)
         weights.d = (np.arange(len(indices)) < count).astype(np.float32)
         weights.grad.zero()
@@ -107,16 +115,17 @@ def validation_gradient(model, dataset, batch_size=64):
     for p in parameters:
         p.grad.zero()
     n = len(dataset)
+    size = min(batch_size, n)
+    graph = model.loss_graph(size, train=False)
+    with nn.context_scope(model.context):
+        summed = F.sum(graph.per_sample_loss * graph.sample_weights)
     loss_sum = 0.0
-    summed_losses = {}
-    for start in range(0, n, batch_size):
-        indices = np.arange(start, min(n, start + batch_size))
-        graph = model.loss_graph(len(indices), train=False)
-        if len(indices) not in summed_losses:
-            with nn.context_scope(model.context):
-                summed_losses[len(indices)] = F.sum(graph.per_sample_loss)
-        summed = summed_losses[len(indices)]
-        model.feed(graph, dataset, indices)
+    for start in range(0, n, size):
+        indices = np.arange(start, min(n, start + size))
+        count = len(indices)
+        # The last batch is padded with copies of its first row at weight 0: one graph for all batches.
+        indices = np.concatenate([indices, np.repeat(indices[:1], size - count)])
+        model.feed(graph, dataset, indices, weights=(np.arange(size) < count).astype(np.float32))
         summed.forward(clear_no_need_grad=True)
         summed.backward(clear_buffer=True)  # parameter gradients accumulate over batches
         loss_sum += float(summed.d)
@@ -148,7 +157,8 @@ def sgd_influence(model, dataset, schedule, u, step_factors, weight_decay=0.0,
         propagation is unstable (a learning rate above 2 / the largest Hessian eigenvalue, common at the
         end of deep-network training) and the earliest traced steps dominate the scores.
     """
-    directional = PerSampleDirectional(model) if reference else BatchedDirectional(model)
+    largest = int(np.max(np.diff(schedule.offsets))) if len(schedule) else 1
+    directional = PerSampleDirectional(model) if reference else BatchedDirectional(model, batch_size=largest)
     final = model.parameter_arrays() if parameters_before_step else None
     influence = np.zeros(len(dataset), dtype=np.float64)
     u = [np.asarray(a, dtype=np.float32) for a in u]

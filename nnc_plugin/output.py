@@ -58,12 +58,18 @@ def _can_create_in(folder):
 
 def write_atomically(path, data):
     """Write `data` (str or bytes) to `path` through a temporary file and a rename."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    write_atomically_with(path, lambda f: f.write(payload))
+
+
+def write_atomically_with(path, fill):
+    """Let `fill(binary_file)` write a temporary file beside `path`, then rename it into place."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         if os.path.exists(path):
@@ -75,6 +81,18 @@ def write_atomically(path, data):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def write_csv_atomically(path, header, rows, newline="\n"):
+    """Write a CSV with NNC's conventions, row by row (`rows` may be a generator), atomically."""
+    def fill(binary):
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        writer = csv.writer(text, lineterminator=newline)
+        writer.writerow(header)
+        writer.writerows(rows)
+        text.flush()
+        text.detach()  # leave the binary file to write_atomically_with
+    write_atomically_with(path, fill)
 
 
 def _is_path_cell(cell):
@@ -99,35 +117,24 @@ def relocate_path(cell, source_folder, target_folder):
     return relative
 
 
-def csv_text(header, rows, newline="\n"):
-    """Return CSV text with NNC's conventions (comma separated, minimal quoting)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator=newline)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def format_score(value):
     return f"{value:.9g}"
 
 
 def ranked_rows(dataset, scores, target_folder):
-    """The rows of `dataset` with score and index appended, most harmful (lowest score) first."""
+    """The rows of `dataset` with score and index appended, most harmful (lowest score) first (a generator)."""
     source_folder = os.path.dirname(dataset.path)
     order = np.lexsort((np.arange(len(scores)), scores))  # by score, ties by row index
-    rows = []
     for index in order:
         cells = [relocate_path(c, source_folder, target_folder) for c in dataset.rows[index]]
-        rows.append(cells + [format_score(scores[index]), str(int(index))])
-    return rows
+        yield cells + [format_score(scores[index]), str(int(index))]
 
 
 def write_scored_csv(path, dataset, scores):
     """Write the training CSV plus `influence` and `datasource_index`, sorted ascending by score."""
     target_folder = os.path.dirname(os.path.abspath(path))
     header = list(dataset.header) + [SCORE_COLUMN, INDEX_COLUMN]
-    write_atomically(path, csv_text(header, ranked_rows(dataset, scores, target_folder), dataset.newline))
+    write_csv_atomically(path, header, ranked_rows(dataset, scores, target_folder), dataset.newline)
 
 
 def write_summary(path, summary):

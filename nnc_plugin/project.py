@@ -363,28 +363,10 @@ def load_project(path, context="cpu"):
     _check_structure(path, _check_container(path))
     info = _nnabla_load(path, context)
     proto = info.proto
-
-    if not proto.network:
-        raise UserError(f"The model file {path} defines no network; export the whole project from Neural Network Console.")
-    if not proto.optimizer:
-        raise UserError(f"The model file {path} has no optimizer, so there is no training to replay; "
-                        "use the results.nnp of a training run (it holds the training configuration).")
-    if len(proto.optimizer) > 1:
-        names = ", ".join(o.name for o in proto.optimizer)
-        raise UserError(f"The model file {path} has {len(proto.optimizer)} optimizers ({names}); "
-                        "only projects trained by a single optimizer are supported.")
+    # _check_structure has already refused files without a network, a single optimizer or a loss.
     optimizer_proto = proto.optimizer[0]
     train_network = _network_proto(proto, optimizer_proto.network_name)
-    if train_network is None:
-        raise UserError(f"The optimizer in {path} trains the network '{optimizer_proto.network_name}', "
-                        "which the file does not define; export the project again.")
     loss_names = [v.variable_name for v in optimizer_proto.loss_variable]
-    if not loss_names:
-        raise UserError(f"The optimizer in {path} has no loss variable; set a loss layer in the training network.")
-    missing = [n for n in loss_names if n not in _variable_names(train_network)]
-    if missing:
-        raise UserError(f"The loss variable '{missing[0]}' named by the optimizer in {path} is not in the network "
-                        f"'{train_network.name}'; export the project again.")
     data_variables = OrderedDict((d.variable_name, d.data_name) for d in optimizer_proto.data_variable)
     if not data_variables:
         raise UserError(f"The optimizer in {path} reads no dataset variables; the training data cannot be fed.")
