@@ -10,4 +10,8 @@ cd "$(dirname "$0")"
   --input-train sample_projects/mnist/data/train_noisy_s0.csv \
   --input-val sample_projects/mnist/data/val.csv \
   --output sample_projects/mnist/out/influence.csv "$@"
-echo "Done: sample_projects/mnist/out/influence.csv (the rows whose labels were flipped are listed in sample_projects/mnist/data/train_noisy_s0_flips.csv)"
+.venv/bin/nnc-cleanse report \
+  --input sample_projects/mnist/out/influence.csv \
+  --output sample_projects/mnist/out/influence_report.html
+echo "Done: sample_projects/mnist/out/influence.csv and influence_report.html (open it in a web browser)."
+echo "The rows whose labels were flipped are listed in sample_projects/mnist/data/train_noisy_s0_flips.csv."

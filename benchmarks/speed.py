@@ -1,6 +1,7 @@
 """Speed, storage and memory of scoring, on the MNIST sample and on larger copies of it.
 
-Usage:  .venv/bin/python benchmarks/speed.py [--sizes 4000 5000 20000] [--epochs 2] [--reference-steps 3]
+Usage:  .venv/bin/python benchmarks/speed.py [--project mnist|digits] [--sizes 4000 5000 20000] [--epochs 2]
+                                             [--reference-steps 3]
 
 Each configuration runs in a fresh process (so its peak memory is its own) and trains with the
 sample project's own configuration (LeNet-style CNN, SGD, batch size 64). Datasets larger than
@@ -17,7 +18,8 @@ the sample repeat its training rows (the paths repeat, the images are the same f
   cache all        bytes --mode all needs (one parameter set per traced step, measured by running it)
   peak RSS MB      peak resident memory of the final-mode run
 
-The table is printed and written to benchmarks/out/speed.md (with the raw numbers in speed.json).
+The table is printed and written to benchmarks/out/speed.md (speed_digits.md for --project digits,
+the digits sample's small MLP), with the raw numbers in speed*.json.
 """
 import argparse
 import csv
@@ -29,19 +31,23 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SAMPLE = os.path.join(ROOT, "sample_projects", "mnist")
+PROJECTS = {"mnist": ("mnist_cnn.nntxt", [4000, 5000, 20000]), "digits": ("digits_mlp.nntxt", [1000, 5000, 20000])}
 OUT = os.path.join(HERE, "out")
 
 
-def repeated_csv(size):
+def sample_folder(project):
+    return os.path.join(ROOT, "sample_projects", project)
+
+
+def repeated_csv(project, size):
     """The sample's training CSV repeated (cyclically) to `size` rows; returns its path."""
-    source = os.path.join(SAMPLE, "data", "train.csv")
+    source = os.path.join(sample_folder(project), "data", "train.csv")
     with open(source, newline="", encoding="utf-8") as f:
         table = list(csv.reader(f))
     header, rows = table[0], table[1:]
     if size == len(rows):
         return source
-    target = os.path.join(SAMPLE, "data", f"train_x{size}.csv")
+    target = os.path.join(sample_folder(project), "data", f"train_x{size}.csv")
     with open(target, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
@@ -56,9 +62,11 @@ def child(args):
     from nnc_plugin.log import quiet_nnabla
     from nnc_plugin.pipeline import ScoreOptions, score
     quiet_nnabla()
-    folder = os.path.join(OUT, f"run_{args.size}_{args.mode}")
-    options = ScoreOptions(model=os.path.join(SAMPLE, "mnist_cnn.nntxt"), input_train=repeated_csv(args.size),
-                           input_val=os.path.join(SAMPLE, "data", "val.csv"), output=os.path.join(folder, "influence.csv"),
+    folder = os.path.join(OUT, f"run_{args.project}_{args.size}_{args.mode}")
+    sample = sample_folder(args.project)
+    options = ScoreOptions(model=os.path.join(sample, PROJECTS[args.project][0]),
+                           input_train=repeated_csv(args.project, args.size),
+                           input_val=os.path.join(sample, "data", "val.csv"), output=os.path.join(folder, "influence.csv"),
                            ranking="sgd-influence", mode=args.mode, epochs=args.epochs,
                            cache_dir=os.path.join(folder, "cache"))
     if os.path.isdir(options.cache_dir):
@@ -88,7 +96,7 @@ def reference_timing(options, run, steps, np):
     first = len(full) - steps
     offsets = full.offsets[first:] - full.offsets[first]
     part = Schedule(full.indices[full.offsets[first]:], offsets, full.learning_rates[first:])
-    u, _ = validation_gradient(model, read_dataset(options.input_val), 64)
+    u, _ = validation_gradient(model, read_dataset(options.input_val), project.batch_size)
     seconds = {}
     for reference in (False, True):
         started = time.perf_counter()
@@ -99,9 +107,9 @@ def reference_timing(options, run, steps, np):
             "reference_steps_measured": steps}
 
 
-def run_measured(size, mode, epochs, reference_steps):
+def run_measured(project, size, mode, epochs, reference_steps):
     """Run a child and return (result, its peak RSS in MB)."""
-    command = [sys.executable, os.path.abspath(__file__), "--child", "--size", str(size), "--mode", mode,
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--project", project, "--size", str(size), "--mode", mode,
                "--epochs", str(epochs), "--reference-steps", str(reference_steps)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout = process.stdout.read()
@@ -115,7 +123,8 @@ def run_measured(size, mode, epochs, reference_steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 5000, 20000])
+    parser.add_argument("--project", choices=sorted(PROJECTS), default="mnist")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default: the sample's size, 5000, 20000")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--reference-steps", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -127,10 +136,10 @@ def main():
 
     os.makedirs(OUT, exist_ok=True)
     rows, raw = [], []
-    for size in args.sizes:
-        print(f"benchmark: N={size} ...", file=sys.stderr, flush=True)
-        final, rss = run_measured(size, "final", args.epochs, args.reference_steps)
-        exact, _ = run_measured(size, "all", args.epochs, 0)
+    for size in args.sizes or PROJECTS[args.project][1]:
+        print(f"benchmark: {args.project}, N={size} ...", file=sys.stderr, flush=True)
+        final, rss = run_measured(args.project, size, "final", args.epochs, args.reference_steps)
+        exact, _ = run_measured(args.project, size, "all", args.epochs, 0)
         ratio = final["score_seconds"] / final["epoch_seconds"]
         reference = final["reference_seconds_scaled"]
         rows.append([size, final["trainable_parameters"], f"{final['epoch_seconds']:.2f}", f"{final['score_seconds']:.2f}",
@@ -147,9 +156,10 @@ def main():
         lines.append(f"Peak memory N=20,000 / N=5,000: {sizes[20000] / sizes[5000]:.3f}")
     table = "\n".join(lines)
     print(table)
-    with open(os.path.join(OUT, "speed.md"), "w", encoding="utf-8") as f:
+    name = "speed" if args.project == "mnist" else f"speed_{args.project}"
+    with open(os.path.join(OUT, f"{name}.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
-    with open(os.path.join(OUT, "speed.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(OUT, f"{name}.json"), "w", encoding="utf-8") as f:
         json.dump(raw, f, indent=1)
 
 

@@ -52,3 +52,17 @@ def cli():
                                  f"{result.stdout}\n{result.stderr}")
         return result
     return run
+
+
+@pytest.fixture(scope="session")
+def scored_digits(tmp_path_factory, sample_data):
+    """The digits training set scored once by SGD-influence (2 epochs), shared by the cleanse and report tests."""
+    folder = tmp_path_factory.mktemp("scored")
+    digits = os.path.join(sample_data, "digits")
+    output = folder / "influence.csv"
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "nnc-cleanse"), "score",
+                    "-m", os.path.join(digits, "digits_mlp.nntxt"), "-o", str(output), "--epochs", "2",
+                    "--ranking", "sgd-influence"],
+                   check=True, capture_output=True)
+    return {"csv": str(output), "train": os.path.join(digits, "data", "train.csv"),
+            "val": os.path.join(digits, "data", "val.csv"), "model": os.path.join(digits, "digits_mlp.nntxt")}

@@ -59,3 +59,32 @@ def variant(source, target, replacements):
     with open(target, "w", encoding="utf-8") as f:
         f.write(text)
     return target
+
+
+_TANH_FUNCTION = '''  function {
+    name: "Tanh"
+    type: "Tanh"
+    input: "Affine"
+    output: "Tanh"
+  }'''
+_TANH_VARIABLE = '''  variable {
+    name: "Tanh"'''
+
+
+def layer_after_tanh(layer_type, parameters="", name=None):
+    """Replacements for `variant` that put one more layer (same shape) after the digits MLP's hidden Tanh."""
+    function = _TANH_FUNCTION.replace('output: "Tanh"', 'output: "TanhOut"') + f'''
+  function {{
+    name: "{name or layer_type}"
+    type: "{layer_type}"
+    input: "TanhOut"
+    output: "Tanh"
+    {parameters}
+  }}'''
+    variable = '''  variable {
+    name: "TanhOut"
+    type: "Buffer"
+    shape: { dim:-1 dim: 32 }
+  }
+''' + _TANH_VARIABLE
+    return {_TANH_FUNCTION: function, _TANH_VARIABLE: variable}

@@ -10,20 +10,6 @@ import pytest
 from helpers import read_csv
 
 
-@pytest.fixture(scope="module")
-def scored(tmp_path_factory, sample_data):
-    """The digits training set scored once by SGD influence (2 epochs), for every test here."""
-    folder = tmp_path_factory.mktemp("scored")
-    digits = os.path.join(sample_data, "digits")
-    output = folder / "influence.csv"
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "nnc-cleanse"), "score",
-                    "-m", os.path.join(digits, "digits_mlp.nntxt"), "-o", str(output), "--epochs", "2",
-                    "--ranking", "sgd-influence"],
-                   check=True, capture_output=True)
-    return {"csv": str(output), "train": os.path.join(digits, "data", "train.csv"),
-            "val": os.path.join(digits, "data", "val.csv"), "model": os.path.join(digits, "digits_mlp.nntxt")}
-
-
 def _digest(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -35,49 +21,49 @@ def _by_score(scored_csv):
     return [int(r[-1]) for r in table[1:]], np.array([float(r[-2]) for r in table[1:]])
 
 
-def test_removes_the_k_most_harmful_rows_and_keeps_everything_else(tmp_path, scored, cli):
-    before = {p: _digest(p) for p in (scored["csv"], scored["train"])}
+def test_removes_the_k_most_harmful_rows_and_keeps_everything_else(tmp_path, scored_digits, cli):
+    before = {p: _digest(p) for p in (scored_digits["csv"], scored_digits["train"])}
     output = tmp_path / "elsewhere" / "train_cleansed.csv"
-    result = cli("cleanse", "-i", scored["csv"], "-o", output, "-k", "50")
+    result = cli("cleanse", "-i", scored_digits["csv"], "-o", output, "-k", "50")
     assert "Removed the 50 most harmful of 1000 rows" in result.stderr
 
-    original = read_csv(scored["train"])
+    original = read_csv(scored_digits["train"])
     cleansed = read_csv(output)
     assert cleansed[0] == original[0], "same header and columns as the training CSV"
-    ranked, _ = _by_score(scored["csv"])
+    ranked, _ = _by_score(scored_digits["csv"])
     kept = sorted(set(range(1000)) - set(ranked[:50]))
     assert len(cleansed) - 1 == 950
     for row, index in zip(cleansed[1:], kept):  # original order, each row's own cells, paths resolving from output
         source = original[index + 1]
         assert row[1] == source[1]
         assert os.path.samefile(os.path.join(output.parent, row[0]),
-                                os.path.join(os.path.dirname(scored["train"]), source[0]))
+                                os.path.join(os.path.dirname(scored_digits["train"]), source[0]))
     assert {p: _digest(p) for p in before} == before, "the inputs must not change"
 
 
-def test_percentage_and_threshold(tmp_path, scored, cli):
-    ranked, scores = _by_score(scored["csv"])
-    cli("cleanse", "-i", scored["csv"], "-o", tmp_path / "p.csv", "-k", "10%")
+def test_percentage_and_threshold(tmp_path, scored_digits, cli):
+    ranked, scores = _by_score(scored_digits["csv"])
+    cli("cleanse", "-i", scored_digits["csv"], "-o", tmp_path / "p.csv", "-k", "10%")
     assert len(read_csv(tmp_path / "p.csv")) - 1 == 900
 
-    result = cli("cleanse", "-i", scored["csv"], "-o", tmp_path / "t.csv", "--threshold", "0")
+    result = cli("cleanse", "-i", scored_digits["csv"], "-o", tmp_path / "t.csv", "--threshold", "0")
     negative = int((scores < 0).sum())
     assert 0 < negative < 1000
     assert len(read_csv(tmp_path / "t.csv")) - 1 == 1000 - negative
     assert "positive influence" not in result.stderr  # a threshold of 0 removes only harmful rows
 
-    result = cli("cleanse", "-i", scored["csv"], "-o", tmp_path / "many.csv", "-k", str(negative + 5))
+    result = cli("cleanse", "-i", scored_digits["csv"], "-o", tmp_path / "many.csv", "-k", str(negative + 5))
     assert "5 of the removed rows have a positive influence" in result.stderr
 
 
-def test_cleansed_csv_retrains_with_nnabla_cli(tmp_path, scored, cli):
+def test_cleansed_csv_retrains_with_nnabla_cli(tmp_path, scored_digits, cli):
     """The cleansed CSV is the Training dataset of the sample project, unchanged, for nnabla's own trainer."""
     cleansed = tmp_path / "data" / "train_cleansed.csv"
-    cli("cleanse", "-i", scored["csv"], "-o", cleansed, "-k", "50")
-    with open(scored["model"], encoding="utf-8") as f:
+    cli("cleanse", "-i", scored_digits["csv"], "-o", cleansed, "-k", "50")
+    with open(scored_digits["model"], encoding="utf-8") as f:
         config = f.read()
     for old, new in {'uri: "data/train.csv"': f'uri: "{cleansed}"',
-                     'uri: "data/val.csv"': f'uri: "{scored["val"]}"',
+                     'uri: "data/val.csv"': f'uri: "{scored_digits["val"]}"',
                      "max_epoch: 10": "max_epoch: 1"}.items():
         assert old in config
         config = config.replace(old, new)
@@ -102,26 +88,26 @@ def test_cleansed_csv_retrains_with_nnabla_cli(tmp_path, scored, cli):
     (["-k", "many"], "--remove must be a number of rows"),
     (["-k", "150%"], "percentage from 0% to 100%"),
 ])
-def test_bad_choice_of_rows_is_one_sentence(tmp_path, scored, cli, arguments, message):
+def test_bad_choice_of_rows_is_one_sentence(tmp_path, scored_digits, cli, arguments, message):
     output = tmp_path / "out.csv"
-    result = cli("cleanse", "-i", scored["csv"], "-o", output, *arguments, check=False)
+    result = cli("cleanse", "-i", scored_digits["csv"], "-o", output, *arguments, check=False)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()[-1]) > 20
     assert not output.exists()
 
 
-def test_refuses_to_overwrite_inputs_and_reads_only_scored_csvs(tmp_path, scored, cli):
-    before = {p: _digest(p) for p in (scored["csv"], scored["train"])}
-    for target in (scored["csv"], scored["train"]):  # the scored CSV, and the training CSV it came from
-        result = cli("cleanse", "-i", scored["csv"], "-o", target, "-k", "5", check=False)
+def test_refuses_to_overwrite_inputs_and_reads_only_scored_csvs(tmp_path, scored_digits, cli):
+    before = {p: _digest(p) for p in (scored_digits["csv"], scored_digits["train"])}
+    for target in (scored_digits["csv"], scored_digits["train"]):  # the scored CSV, and the training CSV it came from
+        result = cli("cleanse", "-i", scored_digits["csv"], "-o", target, "-k", "5", check=False)
         assert result.returncode == 2 and "choose another output name" in result.stderr
-    result = cli("cleanse", "-i", scored["train"], "-o", tmp_path / "x.csv", "-k", "5", check=False)
+    result = cli("cleanse", "-i", scored_digits["train"], "-o", tmp_path / "x.csv", "-k", "5", check=False)
     assert result.returncode == 2 and "is not a scored CSV" in result.stderr
     result = cli("cleanse", "-i", tmp_path / "missing.csv", "-o", tmp_path / "x.csv", "-k", "5", check=False)
     assert result.returncode == 2 and "does not exist" in result.stderr
     broken = tmp_path / "broken.csv"
-    table = read_csv(scored["csv"])
+    table = read_csv(scored_digits["csv"])
     table[3][-2] = "abc"
     broken.write_text("\n".join(",".join(r) for r in table) + "\n", encoding="utf-8")
     result = cli("cleanse", "-i", broken, "-o", tmp_path / "x.csv", "-k", "5", check=False)

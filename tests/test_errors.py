@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 
-from helpers import read_csv, subset_csv, variant
+from helpers import layer_after_tanh, read_csv, subset_csv, variant
 from nnc_plugin.errors import UserError
 from nnc_plugin.project import load_project
 
@@ -163,33 +163,8 @@ def test_unsupported_solver_is_named(tmp_path, project, cli, solver, parameters)
 
 def _with_layer(project, layer_type, parameters=""):
     """The digits model with one more layer (of the same shape) after the hidden Tanh."""
-    return variant(project["model"], project["folder"] / f"{layer_type}.nntxt", {
-        '''  function {
-    name: "Tanh"
-    type: "Tanh"
-    input: "Affine"
-    output: "Tanh"
-  }''': f'''  function {{
-    name: "Tanh"
-    type: "Tanh"
-    input: "Affine"
-    output: "TanhOut"
-  }}
-  function {{
-    name: "{layer_type}_1"
-    type: "{layer_type}"
-    input: "TanhOut"
-    output: "Tanh"
-    {parameters}
-  }}''',
-        '''  variable {
-    name: "Tanh"''': '''  variable {
-    name: "TanhOut"
-    type: "Buffer"
-    shape: { dim:-1 dim: 32 }
-  }
-  variable {
-    name: "Tanh"'''})
+    return variant(project["model"], project["folder"] / f"{layer_type}.nntxt",
+                   layer_after_tanh(layer_type, parameters, name=f"{layer_type}_1"))
 
 
 @pytest.mark.parametrize("layer_type, parameters", [("Flip", "flip_param { axes: 1 }"),

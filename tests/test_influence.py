@@ -4,8 +4,6 @@ The independent computation uses only numpy and PIL: softmax regression has clos
 per-sample gradients and Hessians, so the recursion of design.md section 2 can be run with
 explicit matrices and compared with what the plugin wrote.
 """
-import os
-
 import numpy as np
 import pytest
 from PIL import Image

@@ -3,7 +3,7 @@ import zipfile
 
 import pytest
 
-from helpers import variant
+from helpers import layer_after_tanh, variant
 from nnc_plugin.errors import UserError
 from nnc_plugin.project import load_project
 
@@ -30,12 +30,10 @@ def _nnp(tmp_path, nntxt, with_parameters=False):
         archive.writestr("nnp_version.txt", "0.1\n")
         archive.write(nntxt, "network.nntxt")
         if with_parameters:
-            import nnabla as nn
             from nnc_plugin.network import Model
             model = Model(load_project(nntxt), seed=0)
             model.save_parameters(str(tmp_path / "parameter.h5"))
             archive.write(tmp_path / "parameter.h5", "parameter.h5")
-            del nn
     return path
 
 
@@ -49,33 +47,7 @@ def test_nnp_zip_and_results_folder_read_like_the_nntxt(tmp_path, digits):
 
 
 def test_scoring_network_is_derived_when_training_network_has_dropout(tmp_path, digits):
-    model = variant(digits["model"], tmp_path / "dropout.nntxt", {
-        '''  function {
-    name: "Tanh"
-    type: "Tanh"
-    input: "Affine"
-    output: "Tanh"
-  }''': '''  function {
-    name: "Tanh"
-    type: "Tanh"
-    input: "Affine"
-    output: "TanhOut"
-  }
-  function {
-    name: "Dropout"
-    type: "Dropout"
-    input: "TanhOut"
-    output: "Tanh"
-    dropout_param { p: 0.5 }
-  }''',
-        '''  variable {
-    name: "Tanh"''': '''  variable {
-    name: "TanhOut"
-    type: "Buffer"
-    shape: { dim:-1 dim: 32 }
-  }
-  variable {
-    name: "Tanh"'''})
+    model = variant(digits["model"], tmp_path / "dropout.nntxt", layer_after_tanh("Dropout", "dropout_param { p: 0.5 }"))
     project = load_project(str(model))
     assert project.eval_network_derived and project.eval_network == "Main__scoring"
     scoring = next(n for n in project.proto.network if n.name == project.eval_network)

@@ -3,7 +3,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import numpy as np
@@ -39,20 +38,8 @@ def chromium(*arguments):
     return run.stdout
 
 
-@pytest.fixture(scope="module")
-def scored(tmp_path_factory, sample_data):
-    """The digits training set scored once by SGD influence (2 epochs)."""
-    folder = tmp_path_factory.mktemp("scored")
-    digits = os.path.join(sample_data, "digits")
-    output = folder / "influence.csv"
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "nnc-cleanse"), "score",
-                    "-m", os.path.join(digits, "digits_mlp.nntxt"), "-o", str(output), "--epochs", "2",
-                    "--ranking", "sgd-influence"],
-                   check=True, capture_output=True)
-    return output
-
-
-def test_report_renders_in_headless_chromium(tmp_path, scored, cli):
+def test_report_renders_in_headless_chromium(tmp_path, scored_digits, cli):
+    scored = scored_digits["csv"]
     report = tmp_path / "report" / "influence_report.html"
     cli("report", "-i", scored, "-o", report, "--top", "12")
     html = report.read_text(encoding="utf-8")
@@ -87,7 +74,8 @@ def test_report_renders_in_headless_chromium(tmp_path, scored, cli):
     assert red.sum() > 500 and dark.sum() > 20000
 
 
-def test_missing_images_show_a_placeholder(tmp_path, scored, cli):
+def test_missing_images_show_a_placeholder(tmp_path, scored_digits, cli):
+    scored = scored_digits["csv"]
     table = read_csv(scored)
     broken = tmp_path / "influence.csv"
     table[1][0] = "images/does_not_exist.png"
@@ -109,7 +97,8 @@ def test_thumbnails_of_arrays_and_large_images(tmp_path):
     assert thumbnail(str(tmp_path / "missing.png")) is None
 
 
-def test_report_errors_are_one_sentence(tmp_path, scored, cli):
+def test_report_errors_are_one_sentence(tmp_path, scored_digits, cli):
+    scored = scored_digits["csv"]
     result = cli("report", "-i", tmp_path / "missing.csv", "-o", tmp_path / "r.html", check=False)
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
     result = cli("report", "-i", scored, "-o", scored, check=False)
