@@ -6,3 +6,9 @@ project (model file) -> dataset (NNC CSV) -> trainer (cache) -> influence/rankin
 """
 
 __version__ = "0.1.0"
+
+import logging as _logging
+
+# nnabla logs "Initializing CPU extension..." at INFO when it is first imported; our users read the
+# console (NNC shows level-99 lines), so keep nnabla's own chatter below WARNING out of it.
+_logging.getLogger("nnabla").setLevel(_logging.WARNING)

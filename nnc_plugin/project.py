@@ -364,6 +364,9 @@ def load_project(path, context="cpu"):
     info = _nnabla_load(path, context)
     proto = info.proto
     # _check_structure has already refused files without a network, a single optimizer or a loss.
+    if not proto.optimizer or not proto.network:
+        raise UserError(f"nnabla found no network or optimizer in the model file {path}; "
+                        "export it again from Neural Network Console as an NNP with network.nntxt.")
     optimizer_proto = proto.optimizer[0]
     train_network = _network_proto(proto, optimizer_proto.network_name)
     loss_names = [v.variable_name for v in optimizer_proto.loss_variable]
