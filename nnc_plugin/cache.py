@@ -20,11 +20,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
 from .errors import UserError
+from .output import can_create_in, existing_ancestor
 
 FORMAT_VERSION = 2
 # What a trial folder may hold; anything else means the folder is not ours to delete.
@@ -80,16 +80,11 @@ def check_cache_folder(root, n_trials):
     Called before any training, so a bad --cache-dir is reported at once and a user's own folder
     is never emptied.
     """
-    existing = root
-    while not os.path.exists(existing):
-        parent = os.path.dirname(existing)
-        if parent == existing:
-            break
-        existing = parent
+    existing = existing_ancestor(root)
     if not os.path.isdir(existing):
         raise UserError(f"The cache folder {root} cannot be made because {existing} is a file; "
                         "choose another --cache-dir (or output name).")
-    if not _can_write_in(existing):
+    if not can_create_in(existing):
         raise UserError(f"The cache folder {root} cannot be written (no permission in {existing}); "
                         "choose another --cache-dir in a folder you can write to.")
     for trial in range(n_trials):
@@ -121,14 +116,6 @@ def cache_folder(root):
             except OSError:
                 break
         raise
-
-
-def _can_write_in(folder):
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 class TrialCache:

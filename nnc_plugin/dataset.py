@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .log import Progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm")
@@ -138,7 +138,7 @@ def _diagnose_row(path, header, row, row_number, error):
         if not os.path.isfile(target):
             return UserError(f"Row {row_number} of {path}, column '{column}': the file '{cell}' does not exist "
                              f"(looked for {target}); paths are relative to the CSV's folder.")
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = first_line(error)
     files = [(cell, column) for cell, column in zip(row, header)
              if not column.startswith("#") and os.path.splitext(cell)[1].lower() in FILE_EXTENSIONS]
     named = [(cell, column) for cell, column in files if os.path.basename(cell.replace("\\", "/")) in reason]

@@ -16,3 +16,9 @@ class UserError(Exception):
     def __init__(self, message=""):
         message = str(message)
         super().__init__(_CONTROL.sub(lambda m: repr(m.group())[1:-1], message))
+
+
+def first_line(error):
+    """The first line of an exception's message (its type's name when it has none), to quote in a sentence."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

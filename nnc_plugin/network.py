@@ -18,7 +18,7 @@ import nnabla.solvers as S
 from nnabla.core.graph_def import ProtoGraph
 from nnabla.ext_utils import get_extension_context
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 CONTEXTS = ("cpu", "cudnn")
 
@@ -213,7 +213,7 @@ def check_differentiable(project, context="cpu", second_order=True):
     except Exception as error:
         layer = _layer_named_by(project, error)
         what = f"the {layer[1]} layer '{layer[0]}'" if layer else "the training network"
-        raise UserError(f"nnabla cannot train {what} in {project.path} ({_first_line(error)}); "
+        raise UserError(f"nnabla cannot train {what} in {project.path} ({first_line(error)}); "
                         "replace that layer, or check that the project trains in Neural Network Console.")
     if not second_order:
         return
@@ -238,12 +238,7 @@ def check_differentiable(project, context="cpu", second_order=True):
                             "the second derivative through it, which SGD-influence needs; replace or remove the "
                             f"{layer[1]} layers in Neural Network Console and export the project again.")
         raise UserError(f"nnabla cannot take the second derivative of the network in {project.path} "
-                        f"({_first_line(error)}), which SGD-influence needs; replace the layer it names.")
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+                        f"({first_line(error)}), which SGD-influence needs; replace the layer it names.")
 
 
 def _layer_named_by(project, error):

@@ -36,18 +36,23 @@ def check_writable(path, inputs=()):
             raise UserError(f"The output {path} is the input file {source}; choose another output name so your data is kept.")
     if os.path.isdir(target):
         raise UserError(f"The output {path} is a folder; give a file name such as influence.csv.")
-    existing = os.path.dirname(target)
-    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
+    existing = existing_ancestor(os.path.dirname(target))
     if not os.path.isdir(existing):
         raise UserError(f"The output {path} cannot be written because {existing} is a file, not a folder; "
                         "choose another output path.")
-    if not _can_create_in(existing) or (os.path.exists(target) and not os.access(target, os.W_OK)):
+    if not can_create_in(existing) or (os.path.exists(target) and not os.access(target, os.W_OK)):
         raise UserError(f"The output {path} cannot be written (no permission in {existing}); "
                         "choose a folder you can write to.")
 
 
-def _can_create_in(folder):
+def existing_ancestor(path):
+    """`path` itself if it exists, else the nearest folder above it that does (where it would be made)."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def can_create_in(folder):
     """True when a file can be created in `folder` (tried, not guessed: root ignores permission bits)."""
     try:
         with tempfile.TemporaryFile(dir=folder):  # unnamed on Linux; removed at once elsewhere

@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
 from . import step_size
-from .errors import UserError
+from .errors import UserError, first_line
 
 MODEL_EXTENSIONS = (".nnp", ".nntxt", ".prototxt")
 # What Neural Network Console and `nnabla_cli train` leave in a results folder, best first.
@@ -110,7 +110,7 @@ def _check_container(path):
                 texts = [(n, archive.read(n)) for n in names if n.lower().endswith((".nntxt", ".prototxt"))]
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, RuntimeError, EOFError, NotImplementedError,
                 ValueError, zlib.error) as error:
-            raise UserError(f"The model file {path} is a damaged zip archive ({_first_line(error)}); "
+            raise UserError(f"The model file {path} is a damaged zip archive ({first_line(error)}); "
                             "export it again from Neural Network Console.")
         if bad is not None:
             raise UserError(f"The model file {path} is a damaged zip archive (member {bad} is corrupt); export it again.")
@@ -136,13 +136,8 @@ def _parse_text(proto, data, what):
         raise UserError(f"{what} is not UTF-8 text, so it is not an nntxt network definition; "
                         "export the project again from Neural Network Console.")
     except Exception as error:  # text_format.ParseError and protobuf's other complaints about bad text
-        raise UserError(f"{what} could not be parsed as nntxt ({_first_line(error)}); "
+        raise UserError(f"{what} could not be parsed as nntxt ({first_line(error)}); "
                         "export it again from Neural Network Console.")
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _check_structure(path, proto):
@@ -258,7 +253,7 @@ def _nnabla_load(path, context):
     except UserError:
         raise
     except Exception as error:  # nnabla raises many types; all mean "this model cannot be used"
-        reason = _first_line(error)
+        reason = first_line(error)
         raise UserError(f"nnabla could not load the model file {path} ({reason}); "
                         "check that it was written by Neural Network Console or nnabla.")
 
