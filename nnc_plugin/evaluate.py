@@ -73,14 +73,10 @@ def parse_counts(values, n_rows):
 def test_metrics(model, dataset, batch_size=64):
     """(accuracy, mean loss) of `model` on `dataset`; accuracy is NaN when the loss is not a classification."""
     losses, correct, counted = [], 0, 0
-    for start in range(0, len(dataset), batch_size):
-        indices = np.arange(start, min(len(dataset), start + batch_size))
-        graph = model.loss_graph(len(indices), train=False)
-        model.feed(graph, dataset, indices)
-        graph.per_sample_loss.forward(clear_no_need_grad=True)
-        losses.append(graph.per_sample_loss.d.copy())
+    for indices, graph in model.evaluate_batches(dataset, batch_size):
+        losses.append(graph.per_sample_loss.d[:len(indices)].copy())
         if graph.prediction is not None and graph.target_column in dataset.arrays:
-            predicted = graph.prediction.d.reshape(len(indices), -1)
+            predicted = graph.prediction.d[:len(indices)].reshape(len(indices), -1)
             labels = dataset.arrays[graph.target_column][indices].reshape(len(indices), -1)[:, 0]
             classes = predicted.argmax(axis=1) if predicted.shape[1] > 1 else (predicted[:, 0] > 0.5)
             correct += int(np.sum(classes == labels))

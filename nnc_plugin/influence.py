@@ -23,7 +23,9 @@ import nnabla as nn
 import nnabla.functions as F
 
 from .fast_rules import faster_double_backward, skip_failing_relative_imports
+from .errors import UserError
 from .log import Progress
+from .network import padded
 
 
 class BatchedDirectional:
@@ -43,7 +45,8 @@ class BatchedDirectional:
         self._graphs = {}
         skip_failing_relative_imports()
 
-    def _graph(self, batch_size):
+    def graph(self, batch_size):
+        """(loss graph, weights c, directions v, s) at `batch_size`, built once per size."""
         if batch_size not in self._graphs:
             model = self.model
             loss = model.loss_graph(batch_size, train=False)
@@ -55,6 +58,10 @@ class BatchedDirectional:
                 gradients = nn.grad([F.sum(weights * loss.per_sample_loss)], parameters)
                 directions = [nn.Variable(p.shape) for p in parameters]
                 terms = [F.sum(g * v) for g, v in zip(gradients, directions) if g is not None]
+                if not terms:
+                    raise UserError("None of the parameters the optimizer trains affects the loss of the scoring "
+                                    f"network '{model.project.eval_network}', so there is no influence to trace; "
+                                    "check the project's networks in Neural Network Console.")
                 total = terms[0] if len(terms) == 1 else F.add_n(*terms)
             self._graphs[batch_size] = (loss, weights, directions, total)
         return self._graphs[batch_size]
@@ -65,11 +72,10 @@ class BatchedDirectional:
         # nnabla's double-backward of some losses (CategoricalCrossEntropy) fails at batch size 1,
         # so a graph has at least two rows.
         size = max(self.batch_size or count, count, 2)
-        if size > count:
-            indices = np.concatenate([indices, np.repeat(indices[:1], size - count)])
-        loss, weights, directions, total = self._graph(size)
+        indices, padding_weights = padded(indices, size)
+        loss, weights, directions, total = self.graph(size)
         self.model.feed(loss, dataset, indices)
-        weights.d = (np.arange(len(indices)) < count).astype(np.float32)
+        weights.d = padding_weights
         weights.grad.zero()
         for variable, values in zip(directions, direction):
             variable.d = values
@@ -121,11 +127,8 @@ def validation_gradient(model, dataset, batch_size=64):
         summed = F.sum(graph.per_sample_loss * graph.sample_weights)
     loss_sum = 0.0
     for start in range(0, n, size):
-        indices = np.arange(start, min(n, start + size))
-        count = len(indices)
-        # The last batch is padded with copies of its first row at weight 0: one graph for all batches.
-        indices = np.concatenate([indices, np.repeat(indices[:1], size - count)])
-        model.feed(graph, dataset, indices, weights=(np.arange(size) < count).astype(np.float32))
+        indices, weights = padded(np.arange(start, min(n, start + size)), size)
+        model.feed(graph, dataset, indices, weights)
         summed.forward(clear_no_need_grad=True)
         summed.backward(clear_buffer=True)  # parameter gradients accumulate over batches
         loss_sum += float(summed.d)

@@ -47,6 +47,17 @@ class LossGraph:
     target_column: Optional[str] = None  # the dataset column the loss layer compares it with
 
 
+def padded(indices, size):
+    """`indices` filled up to `size` rows with copies of its first row, and their weights (1 real, 0 copy).
+
+    Scoring networks give each row its own loss, so a smaller batch (the last of an epoch or of a
+    dataset) can run in the graph built for the full batch size, and one graph serves all batches.
+    """
+    count = len(indices)
+    weights = (np.arange(size) < count).astype(np.float32)
+    return np.concatenate([indices, np.repeat(indices[:1], size - count)]), weights
+
+
 def _generator_values(kind, multiplier, shape, rng):
     if kind == "Normal":
         return rng.randn(*shape) * multiplier
@@ -169,6 +180,20 @@ class Model:
         for variable, kind, multiplier in graph.generators:
             variable.d = _generator_values(kind, multiplier, variable.shape, self.generator_rng)
 
+    def evaluate_batches(self, dataset, batch_size):
+        """Run the scoring network over `dataset` in order; yield (row indices, graph) after each forward.
+
+        Every batch uses one graph (the last is padded, see `padded`); the graph's outputs hold
+        the batch's values in their first len(row indices) rows.
+        """
+        size = min(batch_size, len(dataset))
+        graph = self.loss_graph(size, train=False)
+        for start in range(0, len(dataset), size):
+            rows = np.arange(start, min(len(dataset), start + size))
+            self.feed(graph, dataset, padded(rows, size)[0])
+            graph.per_sample_loss.forward()  # buffers kept: callers may read the prediction too
+            yield rows, graph
+
     # Parameter state -------------------------------------------------------------------
     def parameter_arrays(self, trainable_only=False):
         """Return a copy of the parameter values as {name: numpy array}."""
@@ -218,15 +243,12 @@ def check_differentiable(project, context="cpu", second_order=True):
     if not second_order:
         return
     try:
+        from .influence import BatchedDirectional  # imported here: influence builds on this module
+        _, weights, directions, total = BatchedDirectional(model).graph(2)  # the graph scoring will use
+        weights.d = 1.0
+        for direction in directions:
+            direction.d = 0.0
         with nn.context_scope(model.context):
-            scoring = model._build(2, train=False)
-            weights = nn.Variable((2,), need_grad=True)
-            gradients = nn.grad([F.sum(weights * scoring.per_sample_loss)], list(model.parameters.values()))
-            terms = [F.sum(g * g) for g in gradients if g is not None]
-            if not terms:
-                return
-            total = terms[0] if len(terms) == 1 else F.add_n(*terms)
-            weights.d = 1.0
             total.forward(clear_no_need_grad=True)
             total.backward(clear_buffer=True)
     except UserError:

@@ -24,12 +24,8 @@ NEEDS_VALIDATION = ("sgd-influence",)
 def per_sample_losses(model, dataset, batch_size=64):
     """Loss of every row of `dataset` under the scoring network at the current parameters."""
     losses = np.zeros(len(dataset), dtype=np.float64)
-    for start in range(0, len(dataset), batch_size):
-        indices = np.arange(start, min(len(dataset), start + batch_size))
-        graph = model.loss_graph(len(indices), train=False)
-        model.feed(graph, dataset, indices)
-        graph.per_sample_loss.forward(clear_no_need_grad=True)
-        losses[indices] = graph.per_sample_loss.d
+    for rows, graph in model.evaluate_batches(dataset, batch_size):
+        losses[rows] = graph.per_sample_loss.d[:len(rows)]
     return losses
 
 
