@@ -51,7 +51,8 @@ class TrainingRecord:
     schedule: Schedule
     epoch_seconds: List[float] = field(default_factory=list)
     final_loss: float = float("nan")
-    visit_losses: np.ndarray = None  # (epochs, N): each sample's loss when its minibatch was trained on
+    history_sum: np.ndarray = None  # each sample's loss when trained on, summed over the history epochs
+    history_epochs: int = 0  # how many epochs history_sum holds
 
     @property
     def train_seconds(self):
@@ -59,8 +60,7 @@ class TrainingRecord:
 
     def loss_history(self):
         """Each sample's loss averaged over the second half of the epochs (at least the last one)."""
-        epochs = self.visit_losses.shape[0]
-        return self.visit_losses[epochs // 2:].mean(axis=0).astype(np.float32)
+        return (self.history_sum / max(self.history_epochs, 1)).astype(np.float32)
 
 
 def steps_per_epoch(n_samples, batch_size):
@@ -99,7 +99,8 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
     nn.seed(seed)  # random layers (dropout, augmentation) of the training network
 
     traced_indices, traced_offsets, traced_rates = [], [0], []
-    record = TrainingRecord(schedule=None, visit_losses=np.zeros((epochs, n), dtype=np.float32))
+    record = TrainingRecord(schedule=None, history_sum=np.zeros(n), history_epochs=epochs - epochs // 2)
+    first_history_epoch = epochs // 2  # the loss history averages the second half of the epochs
     iteration = 0
     for epoch in range(epochs):
         started = time.perf_counter()
@@ -114,7 +115,8 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
                     model.save_parameters(cache.step_parameters(len(traced_rates)))
                 weights = None if sample_weights is None else sample_weights[indices]
                 loss, losses = _update(model, dataset, indices, learning_rate, weights)
-                record.visit_losses[epoch, indices] = losses
+                if epoch >= first_history_epoch:
+                    record.history_sum[indices] += losses
                 if not math.isfinite(loss):
                     raise UserError(
                         f"The training loss became {'NaN' if math.isnan(loss) else 'infinite'} in epoch {epoch + 1} "
