@@ -1,7 +1,7 @@
 """Speed, storage and memory of scoring, on the MNIST sample and on larger copies of it.
 
 Usage:  .venv/bin/python benchmarks/speed.py [--project mnist|digits] [--sizes 4000 5000 20000] [--epochs 2]
-                                             [--reference-steps 3]
+                                             [--reference-steps 5]
 
 Each configuration runs in a fresh process (so its peak memory is its own) and trains with the
 sample project's own configuration (LeNet-style CNN, SGD, batch size 64). Datasets larger than
@@ -11,9 +11,16 @@ the sample repeat its training rows (the paths repeat, the images are the same f
   epoch s          mean seconds of one training epoch
   score s          seconds to score every sample in --mode final (validation gradient included)
   score/epoch      the ratio (the issue's bar: at most 3)
-  reference s      seconds the per-sample reference path needs for the same work (measured on
-                   --reference-steps steps and scaled to all traced steps)
-  speed-up         reference s / score s
+  HVP alone/epoch  seconds of the minibatch Hessian-vector products alone (the part of every step
+                   that any implementation of the method pays), over the epoch seconds
+  reference s      seconds the per-sample reference path needs for one traced epoch: a batch-size-1
+                   backward per row for the inner products and batch-size-1 double-backwards for
+                   the Hessian-vector product, nnabla's own rules (timed on --reference-steps steps
+                   and scaled to all traced steps)
+  speed-up         reference s / seconds of the batched path on the same steps
+  published-style s  the published implementation's structure: the batch-size-1 backward per row,
+                   then one minibatch double-backward with nnabla's own rules for the Hessian part
+  speed-up         published-style s / seconds of the batched path on the same steps
   cache final      bytes the final-mode cache holds (one parameter set + the schedule)
   cache all        bytes --mode all needs (one parameter set per traced step, measured by running it)
   peak RSS MB      peak resident memory of the final-mode run
@@ -80,10 +87,14 @@ def child(args):
 
 
 def reference_timing(options, run, steps, np):
-    """Seconds of the per-sample reference and of the batched path on the last `steps` traced steps."""
+    """Seconds per traced epoch of each way to do one scoring step, timed on the last `steps` traced
+    steps (same minibatches, same direction) and scaled to all traced steps."""
+    import nnabla as nn
+    import nnabla.functions as F
     from nnc_plugin.cache import TrialCache
     from nnc_plugin.dataset import read_dataset
-    from nnc_plugin.influence import sgd_influence, validation_gradient
+    from nnc_plugin.fast_rules import faster_double_backward
+    from nnc_plugin.influence import BatchedDirectional, PerSampleDirectional, validation_gradient
     from nnc_plugin.network import Model
     from nnc_plugin.project import load_project
     from nnc_plugin.trainer import Schedule
@@ -92,19 +103,41 @@ def reference_timing(options, run, steps, np):
     model = Model(project, seed=options.seed)
     cache = TrialCache(os.path.join(options.cache_dir, "trial_0"))
     model.load_parameters(cache.final_parameters)
-    full = Schedule.load(cache.schedule)
-    first = len(full) - steps
-    offsets = full.offsets[first:] - full.offsets[first]
-    part = Schedule(full.indices[full.offsets[first]:], offsets, full.learning_rates[first:])
+    schedule = Schedule.load(cache.schedule)
     u, _ = validation_gradient(model, read_dataset(options.input_val), project.batch_size)
-    seconds = {}
-    for reference in (False, True):
+    parameters = list(model.parameters.values())
+
+    def hessian_only(size):
+        """The Hessian-vector product of a minibatch alone (fast rules): the part every step must pay."""
+        loss = model.loss_graph(size, train=False)
+        with faster_double_backward(True):
+            gradients = nn.grad([F.sum(loss.per_sample_loss)], parameters)
+            directions = [nn.Variable(p.shape) for p in parameters]
+            total = F.add_n(*[F.sum(g * d) for g, d in zip(gradients, directions)])
+
+        def step(dataset, indices, direction):
+            model.feed(loss, dataset, indices)
+            for variable, values in zip(directions, direction):
+                variable.d = values
+            for p in parameters:
+                p.grad.zero()
+            total.forward(clear_no_need_grad=True)
+            total.backward(clear_buffer=True)
+        return step
+
+    ways = {"batched": BatchedDirectional(model, batch_size=project.batch_size),
+            "hessian_only": hessian_only(project.batch_size),
+            "reference": PerSampleDirectional(model),
+            "published": PerSampleDirectional(model, minibatch_hessian=True)}
+    timed = list(range(len(schedule) - steps - 1, len(schedule) - 1))  # full-size steps (the last may be short)
+    result = {"reference_steps_measured": steps}
+    for name, way in ways.items():
+        way(data, schedule.step(timed[0])[0], u)  # builds its graphs
         started = time.perf_counter()
-        sgd_influence(model, data, part, u, lambda t: [1.0] * len(u), reference=reference, title="Timing")
-        seconds[reference] = time.perf_counter() - started
-    scale = len(full) / steps
-    return {"reference_seconds_scaled": seconds[True] * scale, "batched_seconds_same_steps_scaled": seconds[False] * scale,
-            "reference_steps_measured": steps}
+        for t in timed:
+            way(data, schedule.step(t)[0], u)
+        result[f"{name}_seconds_scaled"] = (time.perf_counter() - started) * len(schedule) / steps
+    return result
 
 
 def run_measured(project, size, mode, epochs, reference_steps):
@@ -126,7 +159,7 @@ def main():
     parser.add_argument("--project", choices=sorted(PROJECTS), default="mnist")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default: the sample's size, 5000, 20000")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--reference-steps", type=int, default=3)
+    parser.add_argument("--reference-steps", type=int, default=5)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="final", help=argparse.SUPPRESS)
@@ -140,14 +173,20 @@ def main():
         print(f"benchmark: {args.project}, N={size} ...", file=sys.stderr, flush=True)
         final, rss = run_measured(args.project, size, "final", args.epochs, args.reference_steps)
         exact, _ = run_measured(args.project, size, "all", args.epochs, 0)
-        ratio = final["score_seconds"] / final["epoch_seconds"]
-        reference = final["reference_seconds_scaled"]
-        rows.append([size, final["trainable_parameters"], f"{final['epoch_seconds']:.2f}", f"{final['score_seconds']:.2f}",
-                     f"{ratio:.2f}", f"{reference:.1f}", f"{reference / final['batched_seconds_same_steps_scaled']:.1f}x",
-                     f"{final['cache_bytes']:,}", f"{exact['cache_bytes']:,}", f"{rss:.0f}"])
+        epoch = final["epoch_seconds"]
+        if args.reference_steps:
+            batched = final["batched_seconds_scaled"]
+            timed = [f"{final['hessian_only_seconds_scaled'] / epoch:.2f}",
+                     f"{final['reference_seconds_scaled']:.1f}", f"{final['reference_seconds_scaled'] / batched:.1f}x",
+                     f"{final['published_seconds_scaled']:.1f}", f"{final['published_seconds_scaled'] / batched:.1f}x"]
+        else:
+            timed = ["-"] * 5
+        rows.append([size, final["trainable_parameters"], f"{epoch:.2f}", f"{final['score_seconds']:.2f}",
+                     f"{final['score_seconds'] / epoch:.2f}"] + timed +
+                    [f"{final['cache_bytes']:,}", f"{exact['cache_bytes']:,}", f"{rss:.0f}"])
         raw.append({"size": size, "final": final, "all": exact, "peak_rss_mb": rss})
-    header = ["N", "params", "epoch s", "score s", "score/epoch", "reference s", "speed-up",
-              "cache final (bytes)", "cache all (bytes)", "peak RSS MB"]
+    header = ["N", "params", "epoch s", "score s", "score/epoch", "HVP alone/epoch", "reference s", "speed-up",
+              "published-style s", "speed-up", "cache final (bytes)", "cache all (bytes)", "peak RSS MB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     sizes = {r["size"]: r["peak_rss_mb"] for r in raw}

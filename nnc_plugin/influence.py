@@ -88,13 +88,18 @@ class BatchedDirectional:
 
 
 class PerSampleDirectional:
-    """The slow, obvious reference: one batch-size-1 backward per sample for the inner products,
-    and the Hessian-vector product summed over batch-size-1 double-backward passes that use
-    nnabla's own gradient rules only."""
+    """The slow, obvious reference: one batch-size-1 backward per sample for the inner products.
 
-    def __init__(self, model):
+    The Hessian-vector product is summed over batch-size-1 double-backward passes
+    (`minibatch_hessian=False`, the default, the tests' oracle), or taken from one double-backward
+    through the whole minibatch (`minibatch_hessian=True`, how the published reference implementation
+    does it). Both use nnabla's own gradient rules only.
+    """
+
+    def __init__(self, model, minibatch_hessian=False):
         self.model = model
-        self._single = BatchedDirectional(model, fast_rules=False)
+        self.minibatch_hessian = minibatch_hessian
+        self._double_backward = BatchedDirectional(model, fast_rules=False)
 
     def __call__(self, dataset, indices, direction):
         model = self.model
@@ -109,10 +114,13 @@ class PerSampleDirectional:
             loss.mean_loss.forward(clear_no_need_grad=True)
             loss.mean_loss.backward(clear_buffer=True)
             scores[position] = sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction))
-            _, single_hvp = self._single(dataset, np.array([index]), direction)
-            for total, part in zip(hvp, single_hvp):
-                total += part
-        return scores, [h.astype(np.float32) for h in hvp]
+            if not self.minibatch_hessian:
+                _, single_hvp = self._double_backward(dataset, np.array([index]), direction)
+                for total, part in zip(hvp, single_hvp):
+                    total += part
+        if self.minibatch_hessian:
+            _, hvp = self._double_backward(dataset, indices, direction)
+        return scores, [np.asarray(h, dtype=np.float32) for h in hvp]
 
 
 def validation_gradient(model, dataset, batch_size=64):

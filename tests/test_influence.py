@@ -12,7 +12,7 @@ import nnabla as nn
 from helpers import read_csv, softmax_regression_project, subset_csv
 from nnc_plugin.cache import TrialCache
 from nnc_plugin.dataset import read_dataset
-from nnc_plugin.influence import sgd_influence, validation_gradient
+from nnc_plugin.influence import BatchedDirectional, PerSampleDirectional, sgd_influence, validation_gradient
 from nnc_plugin.network import Model
 from nnc_plugin.pipeline import ScoreOptions, score
 from nnc_plugin.project import load_project
@@ -126,6 +126,26 @@ def test_batched_path_equals_per_sample_reference(tmp_path, mnist, mode):
     fast, slow = results[False], results[True]
     relative = np.abs(fast - slow).max() / np.abs(slow).max()
     assert relative < 1e-4, relative
+
+
+def test_three_ways_to_differentiate_one_minibatch_agree(mnist):
+    """Batched (fast rules), per-sample, and per-sample with one minibatch Hessian (the published way):
+    the same inner products and Hessian-vector product on a minibatch of the sample CNN."""
+    project = load_project(mnist["model"])
+    data = read_dataset(mnist["train"])
+    model = Model(project, seed=0)
+    rng = np.random.RandomState(0)
+    direction = [rng.standard_normal(p.shape).astype(np.float32) for p in model.parameters.values()]
+    indices = np.arange(5, 29)
+    results = [BatchedDirectional(model, batch_size=32)(data, indices, direction),
+               PerSampleDirectional(model)(data, indices, direction),
+               PerSampleDirectional(model, minibatch_hessian=True)(data, indices, direction)]
+    scores, hvp = results[1]
+    assert np.abs(scores).max() > 0 and max(np.abs(h).max() for h in hvp) > 0
+    for other_scores, other_hvp in (results[0], results[2]):
+        assert np.abs(other_scores - scores).max() < 1e-4 * np.abs(scores).max()
+        for a, b in zip(other_hvp, hvp):
+            assert np.abs(a - b).max() < 1e-4 * max(np.abs(h).max() for h in hvp)
 
 
 def test_validation_gradient_matches_finite_differences(digits):

@@ -1,0 +1,135 @@
+"""What one scoring step costs, piece by piece, against one training step (same minibatch).
+
+Usage:  .venv/bin/python benchmarks/step_costs.py [--project mnist|digits] [--repeats 30]
+
+SGD-influence needs, at every traced step, the inner products v . grad l_j of the step's rows and
+the minibatch Hessian-vector product H v. This script times, on one minibatch of the sample project
+(freshly initialised parameters; the arithmetic does not depend on their values):
+
+  training step              forward + backward of the minibatch loss (what one training step costs)
+  batched scoring step       the plugin's default: one double-backward gives both (fast rules)
+  HVP alone, fast rules      the Hessian-vector product only: the floor of any implementation
+  HVP alone, nnabla rules    the same with nnabla's own gradient rules
+  per-sample inner products  one batch-size-1 backward per row, then the dot products
+  published-style step       per-sample inner products + HVP with nnabla's rules
+  reference step             per-sample inner products + batch-size-1 Hessian-vector products
+
+Printed as a table (milliseconds, best and median of --repeats, and the ratio of the best to the
+training step's best) and written to benchmarks/out/step_costs[_digits].md.
+"""
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+PROJECTS = {"mnist": "mnist_cnn.nntxt", "digits": "digits_mlp.nntxt"}
+
+
+def timings(function, repeats):
+    for _ in range(3):
+        function()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - started)
+    return min(seconds), float(np.median(seconds))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--project", choices=sorted(PROJECTS), default="mnist")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+
+    from nnc_plugin.log import quiet_nnabla  # first: quiets nnabla's start-up chatter
+    import nnabla as nn
+    import nnabla.functions as F
+    from nnc_plugin.dataset import read_dataset
+    from nnc_plugin.fast_rules import faster_double_backward
+    from nnc_plugin.influence import BatchedDirectional, PerSampleDirectional
+    from nnc_plugin.network import Model
+    from nnc_plugin.project import load_project
+    quiet_nnabla()
+
+    folder = os.path.join(ROOT, "sample_projects", args.project)
+    project = load_project(os.path.join(folder, PROJECTS[args.project]))
+    data = read_dataset(os.path.join(folder, "data", "train.csv"))
+    model = Model(project, seed=0)
+    parameters = list(model.parameters.values())
+    size = project.batch_size
+    rows = np.arange(size)
+    direction = [np.random.RandomState(0).standard_normal(p.shape).astype(np.float32) * 0.01 for p in parameters]
+
+    training = model.loss_graph(size, train=True)
+
+    def training_step():
+        model.feed(training, data, rows)
+        for p in parameters:
+            p.grad.zero()
+        training.mean_loss.forward(clear_no_need_grad=True)
+        training.mean_loss.backward(clear_buffer=True)
+
+    def hessian_only(fast_rules):
+        loss = model.loss_graph(size, train=False)
+        with faster_double_backward(fast_rules):
+            gradients = nn.grad([F.sum(loss.per_sample_loss)], parameters)
+            directions = [nn.Variable(p.shape) for p in parameters]
+            total = F.add_n(*[F.sum(g * d) for g, d in zip(gradients, directions)])
+        for variable, values in zip(directions, direction):
+            variable.d = values
+
+        def step():
+            model.feed(loss, data, rows)
+            for p in parameters:
+                p.grad.zero()
+            total.forward(clear_no_need_grad=True)
+            total.backward(clear_buffer=True)
+        return step
+
+    single = model.loss_graph(1, train=False)
+
+    def per_sample_inner_products():
+        for row in rows:
+            model.feed(single, data, np.array([row]))
+            for p in parameters:
+                p.grad.zero()
+            single.mean_loss.forward(clear_no_need_grad=True)
+            single.mean_loss.backward(clear_buffer=True)
+            sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction))
+
+    batched = BatchedDirectional(model, batch_size=size)
+    published = PerSampleDirectional(model, minibatch_hessian=True)
+    reference = PerSampleDirectional(model)
+    pieces = [("training step", training_step, args.repeats),
+              ("batched scoring step (default)", lambda: batched(data, rows, direction), args.repeats),
+              ("HVP alone, fast rules", hessian_only(True), args.repeats),
+              ("HVP alone, nnabla rules", hessian_only(False), args.repeats),
+              ("per-sample inner products", per_sample_inner_products, max(args.repeats // 3, 3)),
+              ("published-style step", lambda: published(data, rows, direction), max(args.repeats // 3, 3)),
+              ("reference step", lambda: reference(data, rows, direction), max(args.repeats // 10, 3))]
+    results = []
+    for name, function, repeats in pieces:
+        print(f"timing: {name} ...", file=sys.stderr, flush=True)
+        results.append((name,) + timings(function, repeats))
+    base = results[0][1]
+    lines = [f"{project.eval_network} network of {args.project}, minibatch of {size}, {model.parameter_count(True)} "
+             "trainable parameters", "",
+             "| piece | best ms | median ms | best / training step |", "|---|---|---|---|"]
+    lines += [f"| {name} | {best * 1e3:.1f} | {median * 1e3:.1f} | {best / base:.2f} |" for name, best, median in results]
+    table = "\n".join(lines)
+    print(table)
+    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
+    name = "step_costs" if args.project == "mnist" else f"step_costs_{args.project}"
+    with open(os.path.join(HERE, "out", f"{name}.md"), "w", encoding="utf-8") as f:
+        f.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
