@@ -89,11 +89,9 @@ def child(args):
 def reference_timing(options, run, steps, np):
     """Seconds per traced epoch of each way to do one scoring step, timed on the last `steps` traced
     steps (same minibatches, same direction) and scaled to all traced steps."""
-    import nnabla as nn
-    import nnabla.functions as F
+    from step_costs import hessian_only
     from nnc_plugin.cache import TrialCache
     from nnc_plugin.dataset import read_dataset
-    from nnc_plugin.fast_rules import faster_double_backward
     from nnc_plugin.influence import BatchedDirectional, PerSampleDirectional, validation_gradient
     from nnc_plugin.network import Model
     from nnc_plugin.project import load_project
@@ -105,28 +103,9 @@ def reference_timing(options, run, steps, np):
     model.load_parameters(cache.final_parameters)
     schedule = Schedule.load(cache.schedule)
     u, _ = validation_gradient(model, read_dataset(options.input_val), project.batch_size)
-    parameters = list(model.parameters.values())
-
-    def hessian_only(size):
-        """The Hessian-vector product of a minibatch alone (fast rules): the part every step must pay."""
-        loss = model.loss_graph(size, train=False)
-        with faster_double_backward(True):
-            gradients = nn.grad([F.sum(loss.per_sample_loss)], parameters)
-            directions = [nn.Variable(p.shape) for p in parameters]
-            total = F.add_n(*[F.sum(g * d) for g, d in zip(gradients, directions)])
-
-        def step(dataset, indices, direction):
-            model.feed(loss, dataset, indices)
-            for variable, values in zip(directions, direction):
-                variable.d = values
-            for p in parameters:
-                p.grad.zero()
-            total.forward(clear_no_need_grad=True)
-            total.backward(clear_buffer=True)
-        return step
 
     ways = {"batched": BatchedDirectional(model, batch_size=project.batch_size),
-            "hessian_only": hessian_only(project.batch_size),
+            "hessian_only": hessian_only(model, project.batch_size),
             "reference": PerSampleDirectional(model),
             "published": PerSampleDirectional(model, minibatch_hessian=True)}
     timed = list(range(len(schedule) - steps - 1, len(schedule) - 1))  # full-size steps (the last may be short)

@@ -42,6 +42,30 @@ def timings(function, repeats):
     return min(seconds), float(np.median(seconds))
 
 
+def hessian_only(model, size, fast_rules=True):
+    """Return step(dataset, indices, direction): the Hessian-vector product of a minibatch of `size` rows
+    alone, nothing else (the part of every scoring step that any implementation of the method pays)."""
+    import nnabla as nn
+    import nnabla.functions as F
+    from nnc_plugin.fast_rules import faster_double_backward
+    parameters = list(model.parameters.values())
+    loss = model.loss_graph(size, train=False)
+    with faster_double_backward(fast_rules):
+        gradients = nn.grad([F.sum(loss.per_sample_loss)], parameters)
+        directions = [nn.Variable(p.shape) for p in parameters]
+        total = F.add_n(*[F.sum(g * d) for g, d in zip(gradients, directions)])
+
+    def step(dataset, indices, direction):
+        model.feed(loss, dataset, indices)
+        for variable, values in zip(directions, direction):
+            variable.d = values
+        for p in parameters:
+            p.grad.zero()
+        total.forward(clear_no_need_grad=True)
+        total.backward(clear_buffer=True)
+    return step
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--project", choices=sorted(PROJECTS), default="mnist")
@@ -49,10 +73,7 @@ def main():
     args = parser.parse_args()
 
     from nnc_plugin.log import quiet_nnabla  # first: quiets nnabla's start-up chatter
-    import nnabla as nn
-    import nnabla.functions as F
     from nnc_plugin.dataset import read_dataset
-    from nnc_plugin.fast_rules import faster_double_backward
     from nnc_plugin.influence import BatchedDirectional, PerSampleDirectional
     from nnc_plugin.network import Model
     from nnc_plugin.project import load_project
@@ -76,23 +97,6 @@ def main():
         training.mean_loss.forward(clear_no_need_grad=True)
         training.mean_loss.backward(clear_buffer=True)
 
-    def hessian_only(fast_rules):
-        loss = model.loss_graph(size, train=False)
-        with faster_double_backward(fast_rules):
-            gradients = nn.grad([F.sum(loss.per_sample_loss)], parameters)
-            directions = [nn.Variable(p.shape) for p in parameters]
-            total = F.add_n(*[F.sum(g * d) for g, d in zip(gradients, directions)])
-        for variable, values in zip(directions, direction):
-            variable.d = values
-
-        def step():
-            model.feed(loss, data, rows)
-            for p in parameters:
-                p.grad.zero()
-            total.forward(clear_no_need_grad=True)
-            total.backward(clear_buffer=True)
-        return step
-
     single = model.loss_graph(1, train=False)
 
     def per_sample_inner_products():
@@ -105,12 +109,13 @@ def main():
             sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction))
 
     batched = BatchedDirectional(model, batch_size=size)
+    fast_hvp, nnabla_hvp = hessian_only(model, size, True), hessian_only(model, size, False)
     published = PerSampleDirectional(model, minibatch_hessian=True)
     reference = PerSampleDirectional(model)
     pieces = [("training step", training_step, args.repeats),
               ("batched scoring step (default)", lambda: batched(data, rows, direction), args.repeats),
-              ("HVP alone, fast rules", hessian_only(True), args.repeats),
-              ("HVP alone, nnabla rules", hessian_only(False), args.repeats),
+              ("HVP alone, fast rules", lambda: fast_hvp(data, rows, direction), args.repeats),
+              ("HVP alone, nnabla rules", lambda: nnabla_hvp(data, rows, direction), args.repeats),
               ("per-sample inner products", per_sample_inner_products, max(args.repeats // 3, 3)),
               ("published-style step", lambda: published(data, rows, direction), max(args.repeats // 3, 3)),
               ("reference step", lambda: reference(data, rows, direction), max(args.repeats // 10, 3))]
