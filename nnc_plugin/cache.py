@@ -7,6 +7,7 @@ Layout of `<cache-dir>/trial_<k>/`:
     schedule.npz           the traced epochs' minibatches: sample indices and learning rate per step
     loss_history.npy       each sample's training loss, averaged over the second half of the epochs
     final_factors.npz      adaptive solvers only: the solver's per-parameter step factors at the end
+    untrained.npz          the parameter values the traced steps' gradients never reached (step_size.py)
     steps/params_<t>.h5    --mode all only: the parameters before each traced step
     steps/factors_<t>.npz  --mode all with an adaptive solver: step factors after each traced step
 
@@ -26,10 +27,10 @@ import numpy as np
 from .errors import UserError
 from .output import can_create_in, existing_ancestor
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # What a trial folder may hold; anything else means the folder is not ours to delete.
 CACHE_ENTRIES = ("manifest.json", "manifest.json.tmp", "final.h5", "schedule.npz", "final_factors.npz",
-                 "loss_history.npy", "steps")
+                 "untrained.npz", "loss_history.npy", "steps")
 
 
 def fingerprint(*parts):
@@ -139,6 +140,11 @@ class TrialCache:
     @property
     def final_factors(self):
         return os.path.join(self.folder, "final_factors.npz")
+
+    @property
+    def untrained(self):
+        """{parameter: flat indices} of the values no traced step's gradient reached (see step_size.py)."""
+        return os.path.join(self.folder, "untrained.npz")
 
     @property
     def loss_history(self):

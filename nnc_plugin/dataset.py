@@ -134,7 +134,8 @@ def _diagnose_row(path, header, row, row_number, error):
         target = os.path.join(folder, cell.replace("\\", "/"))
         if extension not in FILE_EXTENSIONS:
             return UserError(f"Row {row_number} of {path}, column '{column}': '{cell}' is neither a number nor a "
-                             "path to an image, .npy or .csv file.")
+                             "path to an image, .npy or .csv file; fix the cell, or, if the network does not read "
+                             f"that column, rename it '#{column}' (NNC's comment columns) or remove it.")
         if not os.path.isfile(target):
             return UserError(f"Row {row_number} of {path}, column '{column}': the file '{cell}' does not exist "
                              f"(looked for {target}); paths are relative to the CSV's folder.")

@@ -49,7 +49,7 @@ class BatchedDirectional:
         """(loss graph, weights c, directions v, s) at `batch_size`, built once per size."""
         if batch_size not in self._graphs:
             model = self.model
-            loss = model.loss_graph(batch_size, train=False)
+            loss = model.loss_graph(batch_size, influence=True)
             weights = nn.Variable((batch_size,), need_grad=True)
             parameters = list(model.parameters.values())
             # The faster rules run part of the work in numpy: worth it on CPU only.
@@ -59,8 +59,9 @@ class BatchedDirectional:
                 directions = [nn.Variable(p.shape) for p in parameters]
                 terms = [F.sum(g * v) for g, v in zip(gradients, directions) if g is not None]
                 if not terms:
-                    raise UserError("None of the parameters the optimizer trains affects the loss of the scoring "
-                                    f"network '{model.project.eval_network}', so there is no influence to trace; "
+                    raise UserError("None of the parameters the optimizer trains affects the loss of the network "
+                                    f"'{model.project.influence_network or model.project.eval_network}', so there is "
+                                    "no influence to trace; "
                                     "check the project's networks in Neural Network Console.")
                 total = terms[0] if len(terms) == 1 else F.add_n(*terms)
             self._graphs[batch_size] = (loss, weights, directions, total)
@@ -70,8 +71,10 @@ class BatchedDirectional:
         """Return (per-sample inner products, Hessian-vector product list) for `direction` (list of arrays)."""
         count = len(indices)
         # nnabla's double-backward of some losses (CategoricalCrossEntropy) fails at batch size 1,
-        # so a graph has at least two rows.
-        size = max(self.batch_size or count, count, 2)
+        # so a graph has at least two rows. With minibatch statistics the rows depend on each other,
+        # so padding (which would change those statistics) is left for that case only.
+        fixed_size = None if self.model.project.influence_batch_statistics else self.batch_size
+        size = max(fixed_size or count, count, 2)
         indices, padding_weights = padded(indices, size)
         loss, weights, directions, total = self.graph(size)
         self.model.feed(loss, dataset, indices)
@@ -88,31 +91,41 @@ class BatchedDirectional:
 
 
 class PerSampleDirectional:
-    """The slow, obvious reference: one batch-size-1 backward per sample for the inner products.
+    """The slow, obvious reference: one backward pass per sample for the inner products.
 
-    The Hessian-vector product is summed over batch-size-1 double-backward passes
-    (`minibatch_hessian=False`, the default, the tests' oracle), or taken from one double-backward
-    through the whole minibatch (`minibatch_hessian=True`, how the published reference implementation
-    does it). Both use nnabla's own gradient rules only.
+    Each pass is at batch size 1, or, when the network normalises with minibatch statistics (its
+    rows then depend on each other), through the whole minibatch with that one sample's loss
+    weighted 1 and the others 0. The Hessian-vector product is summed over batch-size-1
+    double-backward passes (the default, the tests' oracle; for minibatch statistics it is taken
+    through the whole minibatch), or taken from one double-backward through the whole minibatch
+    (`minibatch_hessian=True`, how the published reference implementation does it). Both use
+    nnabla's own gradient rules only.
     """
 
     def __init__(self, model, minibatch_hessian=False):
         self.model = model
-        self.minibatch_hessian = minibatch_hessian
+        self.coupled = model.project.influence_batch_statistics
+        self.minibatch_hessian = minibatch_hessian or self.coupled
         self._double_backward = BatchedDirectional(model, fast_rules=False)
+        self._weighted = {}
 
     def __call__(self, dataset, indices, direction):
         model = self.model
         parameters = list(model.parameters.values())
-        loss = model.loss_graph(1, train=False)
+        graph, objective = self._graph(1 if not self.coupled else max(len(indices), 2))
         scores = np.zeros(len(indices), dtype=np.float64)
         hvp = [np.zeros(p.shape, dtype=np.float64) for p in parameters]
         for position, index in enumerate(indices):
-            model.feed(loss, dataset, np.array([index]))
+            if self.coupled:
+                rows = padded(indices, graph.batch_size)[0]
+                weights = (np.arange(graph.batch_size) == position).astype(np.float32)
+            else:
+                rows, weights = np.array([index]), np.ones(1, dtype=np.float32)
+            model.feed(graph, dataset, rows, weights)
             for p in parameters:
                 p.grad.zero()
-            loss.mean_loss.forward(clear_no_need_grad=True)
-            loss.mean_loss.backward(clear_buffer=True)
+            objective.forward(clear_no_need_grad=True)
+            objective.backward(clear_buffer=True)
             scores[position] = sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction))
             if not self.minibatch_hessian:
                 _, single_hvp = self._double_backward(dataset, np.array([index]), direction)
@@ -121,6 +134,14 @@ class PerSampleDirectional:
         if self.minibatch_hessian:
             _, hvp = self._double_backward(dataset, indices, direction)
         return scores, [np.asarray(h, dtype=np.float32) for h in hvp]
+
+    def _graph(self, size):
+        """(loss graph, sum of weighted per-sample losses) at `size`, built once."""
+        if size not in self._weighted:
+            graph = self.model.loss_graph(size, influence=True)
+            with nn.context_scope(self.model.context):
+                self._weighted[size] = (graph, F.sum(graph.per_sample_loss * graph.sample_weights))
+        return self._weighted[size]
 
 
 def validation_gradient(model, dataset, batch_size=64):

@@ -106,16 +106,23 @@ class Model:
         solver.set_parameters(self.parameters)
         return solver
 
-    def loss_graph(self, batch_size, train):
-        """Return the `LossGraph` of the training (train=True) or scoring network at a batch size."""
-        key = (int(batch_size), bool(train))
+    def loss_graph(self, batch_size, train=False, influence=False):
+        """Return the `LossGraph` of a network at a batch size: the training network (train=True), the
+        network SGD-influence differentiates (influence=True, see project.py), else the scoring network."""
+        project = self.project
+        if train:
+            name = project.train_network
+        elif influence and project.influence_network:
+            name = project.influence_network
+        else:
+            name = project.eval_network
+        key = (int(batch_size), name, bool(train))  # the training graph is never shared with scoring
         if key not in self._graphs:
-            self._graphs[key] = self._build(*key)
+            self._graphs[key] = self._build(int(batch_size), name)
         return self._graphs[key]
 
-    def _build(self, batch_size, train):
+    def _build(self, batch_size, name):
         project = self.project
-        name = project.train_network if train else project.eval_network
         network = self.graph.networks[name]
         inputs, generators, args = {}, [], []
         for variable_name in network.inputs:
@@ -213,6 +220,10 @@ class Model:
         with nn.parameter_scope("", self.scope):
             nn.parameter.load_parameters(path)
 
+    def parameter_shapes(self):
+        """{name: shape} of the trainable parameters."""
+        return {name: tuple(variable.shape) for name, variable in self.parameters.items()}
+
     def parameter_count(self, trainable_only=False):
         source = self.parameters if trainable_only else self.all_parameters
         return int(sum(v.size for v in source.values()))
@@ -276,7 +287,8 @@ def _layer_named_by(project, error):
             if re.search(rf"\b{re.escape(getattr(rule, '__name__', '?'))}\b", message):
                 layer_type = name
                 break
-    networks = [n for n in project.proto.network if n.name in (project.eval_network, project.train_network)]
+    networks = [n for n in project.proto.network
+                if n.name in (project.eval_network, project.train_network, project.influence_network)]
     if layer_type is None:  # an error from nnabla's C++ core names the function type itself
         types = sorted({f.type for n in networks for f in n.function}, key=len, reverse=True)
         layer_type = next((t for t in types if re.search(rf"\b{re.escape(t)}(Backward)?\b", message)), None)

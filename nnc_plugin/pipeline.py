@@ -122,12 +122,16 @@ def check_dataset(project, dataset):
                             f"but the network expects {tuple(shape)}; resize the data or change the network's input.")
     for data_name, classes in _label_ranges(project).items():
         labels = dataset.arrays[data_name].reshape(len(dataset), -1)
-        bad = np.flatnonzero((labels != np.round(labels)).any(axis=1) | (labels < 0).any(axis=1)
-                             | (labels >= classes).any(axis=1))
+        if classes is None:  # a binary loss: targets are probabilities
+            bad, expected = np.flatnonzero(((labels < 0) | (labels > 1)).any(axis=1)), "a number from 0 to 1"
+        else:
+            bad = np.flatnonzero((labels != np.round(labels)).any(axis=1) | (labels < 0).any(axis=1)
+                                 | (labels >= classes).any(axis=1))
+            expected = f"a class index from 0 to {classes - 1}"
         if bad.size:
             row = int(bad[0])
             raise UserError(f"Row {row + 2} of {dataset.path}: the label '{dataset.rows[row][_column_of(dataset, data_name)]}' "
-                            f"in column '{data_name}' is not a class index from 0 to {classes - 1}; fix the label.")
+                            f"in column '{data_name}' is not {expected}; fix the label.")
 
 
 def _column_of(dataset, data_name):
@@ -138,17 +142,22 @@ def _column_of(dataset, data_name):
 
 
 def _label_ranges(project):
-    """{data name: number of classes} for labels fed to a categorical loss layer."""
+    """{data name: number of classes, or None for a 0-to-1 target} for labels fed to a classification loss."""
     ranges = {}
     network = next(n for n in project.proto.network if n.name == project.train_network)
     shapes = {v.name: list(v.shape.dim) for v in network.variable}
     for function in network.function:
-        if function.type in ("CategoricalCrossEntropy", "SoftmaxCrossEntropy") and len(function.input) == 2:
-            target = function.input[1]
-            data_name = project.data_variables.get(target)
+        if len(function.input) != 2:
+            continue
+        data_name = project.data_variables.get(function.input[1])
+        if not data_name:
+            continue
+        if function.type in ("CategoricalCrossEntropy", "SoftmaxCrossEntropy"):
             prediction_shape = shapes.get(function.input[0], [])
-            if data_name and len(prediction_shape) >= 2:
+            if len(prediction_shape) >= 2:
                 ranges[data_name] = int(prediction_shape[1])
+        elif function.type in ("BinaryCrossEntropy", "SigmoidCrossEntropy"):
+            ranges[data_name] = None
     return ranges
 
 
@@ -160,16 +169,28 @@ def _trial_fingerprint(project, train_data, options, epochs, batch_size, seed):
          "normalize": train_data.normalize})
 
 
-def _step_factors(project, cache, mode):
-    """Return t -> list of per-parameter factors c (P_t = eta_t * c) for the chosen mode."""
+def _step_factors(project, cache, mode, shapes):
+    """Return t -> list of per-parameter factors c (P_t = eta_t * c) for the chosen mode.
+
+    Values that no traced step's gradient reached get c = 0 (step_size.untrained_elements); `shapes`
+    maps each trainable parameter to its shape."""
     names = project.trainable_parameters
     if not step_size.is_adaptive(project.solver_name):
         c = step_size.scalar_factor(project.solver_name, project.solver_hyperparameters)
-        return lambda t: [c] * len(names)
-    if mode == "all":
-        return lambda t: [load_arrays(cache.step_factors(t))[n] for n in names]
-    final = load_arrays(cache.final_factors)
-    return lambda t: [final[n] for n in names]
+        factors = lambda t: [c] * len(names)  # noqa: E731
+    elif mode == "all":
+        factors = lambda t: [load_arrays(cache.step_factors(t))[n] for n in names]  # noqa: E731
+    else:
+        final = load_arrays(cache.final_factors)
+        factors = lambda t: [final[n] for n in names]  # noqa: E731
+    masks = step_size.reached_masks(load_arrays(cache.untrained), shapes)
+    if not masks:
+        return factors
+    whole = [name for name, mask in masks.items() if not mask.any()]
+    if whole:
+        info(f"The influence leaves out {', '.join(whole)}: no training gradient ever reached "
+             f"{'it' if len(whole) == 1 else 'them'} (a bias right before BatchNormalization, for example).")
+    return lambda t: [c * masks[n] if n in masks else c for n, c in zip(names, factors(t))]
 
 
 def _rank(options, project, model, record, history, cache, train_data, val_data, batch_size, title):
@@ -182,12 +203,12 @@ def _rank(options, project, model, record, history, cache, train_data, val_data,
     if options.ranking == "loss":
         return -per_sample_losses(model, train_data, batch_size), validation_loss
     last = len(record.schedule) - 1  # self-influence
-    factors = _step_factors(project, cache, "final")(last)
+    factors = _step_factors(project, cache, "final", model.parameter_shapes())(last)
     return -self_influence(model, train_data, factors, record.schedule.step(last)[1]), validation_loss
 
 
 def _sgd_influence(options, project, model, record, cache, train_data, val_data, batch_size, title):
-    factors = _step_factors(project, cache, options.mode)
+    factors = _step_factors(project, cache, options.mode, model.parameter_shapes())
     u, validation_loss = validation_gradient(model, val_data, batch_size)
     diagnostics = {}
     scores = sgd_influence(
@@ -196,7 +217,9 @@ def _sgd_influence(options, project, model, record, cache, train_data, val_data,
         reference=options.reference, title=title, diagnostics=diagnostics)
     if diagnostics["u_growth"] > UNSTABLE_GROWTH:
         info(f"Note: going back through the traced steps, the validation gradient grew {diagnostics['u_growth']:.3g} "
-             "times (the learning rate is above the stable limit of the final curvature), so the earliest traced "
+             "times (the learning rate is above the stable limit of the scoring network's curvature; with "
+             "BatchNormalization that network normalises with running statistics, unlike the one trained, which "
+             "makes this common), so the earliest traced "
              "steps dominate the SGD-influence scores; to find mislabeled rows prefer --ranking loss-history "
              "(docs/evidence.md).")
     return scores, validation_loss
@@ -246,6 +269,13 @@ def run_trial(project, train_data, val_data, options, trial, epochs, batch_size,
                                     batch_size, title=f"Scoring (trial {trial + 1}/{options.n_trials})")
     seconds = time.perf_counter() - started
     if not (np.all(np.isfinite(scores)) and np.isfinite(validation_loss)):
+        if np.isfinite(record.final_loss) and np.isfinite(validation_loss):
+            raise UserError(f"The {options.ranking} scores of trial {trial + 1} are not finite numbers (NaN or infinite), "
+                            f"with a final training loss of {record.final_loss:g} and a validation loss of "
+                            f"{validation_loss:g}: if those are high the training diverged, so lower the learning rate "
+                            "in the model's optimizer settings; if they are good the propagation back through the traced "
+                            "steps grew without bound (the final learning rate is above the stable limit of the "
+                            "network's curvature), so use --ranking loss-history.")
         raise UserError(f"The scores of trial {trial + 1} are not finite numbers (NaN or infinite) because "
                         f"the training diverged (final training loss {record.final_loss:g}, validation loss "
                         f"{validation_loss:g}); lower the learning rate in the model's optimizer settings.")

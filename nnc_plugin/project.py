@@ -66,6 +66,10 @@ class Project:
     val_dataset: Optional[DatasetSpec]
     has_trained_parameters: bool
     input_shapes: Dict[str, tuple] = field(default_factory=dict)  # per-sample shape of each data variable
+    # The network SGD-influence differentiates at the traced steps (see _choose_influence_network), and
+    # whether it normalises with minibatch statistics (then its rows depend on each other).
+    influence_network: str = ""
+    influence_batch_statistics: bool = False
 
     @property
     def data_names(self):
@@ -316,13 +320,50 @@ def _choose_eval_network(proto, optimizer_proto, loss_names, data_names, val_dat
     derived = copy.deepcopy(train)
     derived.name = train_name + "__scoring"
     for function in derived.function:
-        if function.type == "BatchNormalization":
-            function.batch_normalization_param.batch_stat = False
+        if _batch_statistics(function):
+            _batch_statistics(function).batch_stat = False
         elif function.type in TRAINING_ONLY_LAYERS:
-            function.ClearField("parameter")
-            function.type = "Identity"
+            _to_identity(function)
     proto.network.append(derived)
     return derived.name, True
+
+
+def _choose_influence_network(proto, train_name, eval_name):
+    """Pick the network SGD-influence differentiates at the traced steps; return (name, batch statistics).
+
+    The steps were taken with the training network, so its gradients and curvature are the ones that
+    moved the parameters. When it normalises with minibatch statistics, a copy of it is used with those
+    statistics kept (and the running averages frozen) and random training-only layers off: scoring
+    with the running statistics instead changes the curvature, and the propagation back through the
+    steps can then grow without bound. Otherwise the scoring network serves.
+    """
+    train = _network_proto(proto, train_name)
+    if not any(_batch_statistics(f) and _batch_statistics(f).batch_stat for f in train.function) \
+            or any(f.type in SHAPE_CHANGING_RANDOM_LAYERS for f in train.function):
+        return eval_name, False
+    derived = copy.deepcopy(train)
+    derived.name = train_name + "__influence"
+    for function in derived.function:
+        if _batch_statistics(function):
+            _batch_statistics(function).decay_rate = 1.0  # the running statistics stay as trained
+        elif function.type in TRAINING_ONLY_LAYERS:
+            _to_identity(function)
+    proto.network.append(derived)
+    return derived.name, True
+
+
+def _batch_statistics(function):
+    """The parameters of a batch-normalization layer (batch_stat, decay_rate), else None."""
+    if function.type == "BatchNormalization":
+        return function.batch_normalization_param
+    if function.type == "FusedBatchNormalization":
+        return function.fused_batch_normalization_param
+    return None
+
+
+def _to_identity(function):
+    function.ClearField("parameter")
+    function.type = "Identity"
 
 
 def _training_only_functions(network_proto):
@@ -330,7 +371,7 @@ def _training_only_functions(network_proto):
     for function in network_proto.function:
         if function.type in TRAINING_ONLY_LAYERS + SHAPE_CHANGING_RANDOM_LAYERS:
             found.append(function.name)
-        elif function.type == "BatchNormalization" and function.batch_normalization_param.batch_stat:
+        elif _batch_statistics(function) and _batch_statistics(function).batch_stat:
             found.append(function.name)
     return found
 
@@ -390,6 +431,7 @@ def load_project(path, context="cpu"):
     eval_name, derived = _choose_eval_network(
         proto, optimizer_proto, loss_names, list(data_variables),
         val_dataset.name if val_dataset else "Validation")
+    influence_name, batch_statistics = _choose_influence_network(proto, train_network.name, eval_name)
 
     batch_size = (train_dataset.batch_size if train_dataset and train_dataset.batch_size > 0
                   else int(train_network.batch_size) or 64)
@@ -416,4 +458,6 @@ def load_project(path, context="cpu"):
         val_dataset=val_dataset,
         has_trained_parameters=_has_stored_parameters(path, proto),
         input_shapes=_input_shapes(train_network, data_variables),
+        influence_network=influence_name,
+        influence_batch_statistics=batch_statistics,
     )

@@ -14,6 +14,13 @@ displacement a gradient causes once momentum has played out:
 
 Decoupled weight decay (AdamW, SgdW) is left out of the propagation; coupled weight decay
 (the model file's weight_decay) is included exactly.
+
+Parameter values that the training gradient never reached get P = 0 (`untrained_elements`).
+The typical case is the bias of a layer right before BatchNormalization: in training,
+BatchNormalization subtracts the minibatch mean, so that bias has no gradient at all; the
+scoring network normalises with the running statistics instead, where it has. Propagating
+through it would follow a direction the training never moved in (and with Adam, whose P is
+1 / sqrt(mean squared gradient), it would blow up).
 """
 import numpy as np
 
@@ -64,3 +71,36 @@ def adaptive_factors(solver_name, hyper, solver_states, parameter_names):
             raise UserError(f"The solver {solver_name} has no stated step-size approximation.")
         factors[name] = factors[name].astype(np.float32)
     return factors
+
+
+# A value whose root-mean-square training gradient is below this fraction of the whole network's is
+# treated as unreached: round-off leaves about 1e-5 of the network's gradient scale on biases before
+# BatchNormalization, while the gradients of trained values sit within a factor of 100 of it.
+UNREACHED_FRACTION = 1e-3
+
+
+def untrained_elements(mean_squared_gradients):
+    """Return {parameter: flat indices (int32)} of the values the training gradient did not reach.
+
+    `mean_squared_gradients` maps each trainable parameter to the mean over the traced steps of
+    its squared minibatch gradient. Parameters with no such value are left out of the result.
+    """
+    total = sum(float(np.sum(a)) for a in mean_squared_gradients.values())
+    count = sum(a.size for a in mean_squared_gradients.values())
+    threshold = UNREACHED_FRACTION * np.sqrt(total / max(count, 1))
+    unreached = {}
+    for name, squares in mean_squared_gradients.items():
+        indices = np.flatnonzero(np.sqrt(squares) <= threshold).astype(np.int32)
+        if indices.size:
+            unreached[name] = indices
+    return unreached
+
+
+def reached_masks(unreached, shapes):
+    """{parameter: 0/1 float32 array} for the parameters that have unreached values (see above)."""
+    masks = {}
+    for name, indices in unreached.items():
+        mask = np.ones(int(np.prod(shapes[name])), dtype=np.float32)
+        mask[indices] = 0.0
+        masks[name] = mask.reshape(shapes[name])
+    return masks

@@ -99,6 +99,8 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
     nn.seed(seed)  # random layers (dropout, augmentation) of the training network
 
     traced_indices, traced_offsets, traced_rates = [], [0], []
+    # per value of every trainable parameter: the sum over traced steps of its squared gradient
+    squared_gradients = {name: np.zeros(p.shape, dtype=np.float64) for name, p in model.parameters.items()}
     record = TrainingRecord(schedule=None, history_sum=np.zeros(n), history_epochs=epochs - epochs // 2)
     first_history_epoch = epochs // 2  # the loss history averages the second half of the epochs
     iteration = 0
@@ -114,7 +116,8 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
                 if traced and keep_step_parameters:
                     model.save_parameters(cache.step_parameters(len(traced_rates)))
                 weights = None if sample_weights is None else sample_weights[indices]
-                loss, losses = _update(model, dataset, indices, learning_rate, weights)
+                loss, losses = _update(model, dataset, indices, learning_rate, weights,
+                                       squared_gradients if traced else None)
                 if epoch >= first_history_epoch:
                     record.history_sum[indices] += losses
                 if not math.isfinite(loss):
@@ -136,6 +139,9 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
         info(f"Epoch {epoch + 1}/{epochs}: training loss {record.final_loss:.5f} ({record.epoch_seconds[-1]:.1f} s)")
 
     model.save_parameters(cache.final_parameters)
+    traced_steps = max(len(traced_rates), 1)
+    save_arrays(cache.untrained, step_size.untrained_elements(
+        {name: total / traced_steps for name, total in squared_gradients.items()}))
     if adaptive:
         save_arrays(cache.final_factors, _adaptive_factors(model))
     record.schedule = Schedule(np.concatenate(traced_indices).astype(np.int32),
@@ -146,13 +152,18 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
     return record
 
 
-def _update(model, dataset, indices, learning_rate, weights=None):
-    """One solver step on the samples `indices`; returns their mean loss and each one's loss, before the step."""
+def _update(model, dataset, indices, learning_rate, weights=None, squared_gradients=None):
+    """One solver step on the samples `indices`; returns their mean loss and each one's loss, before the step.
+
+    `squared_gradients`, when given, receives the square of the loss gradient (weight decay not included)."""
     graph = model.loss_graph(len(indices), train=True)
     model.feed(graph, dataset, indices, weights)
     graph.mean_loss.forward(clear_no_need_grad=True)
     model.solver.zero_grad()
     graph.mean_loss.backward(clear_buffer=True)
+    if squared_gradients is not None:
+        for name, parameter in model.parameters.items():
+            squared_gradients[name] += np.square(parameter.g)
     if model.project.weight_decay > 0:
         model.solver.weight_decay(model.project.weight_decay)
     model.solver.set_learning_rate(learning_rate)

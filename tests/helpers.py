@@ -29,13 +29,29 @@ def read_csv(path):
 def softmax_regression_project(folder, train_csv="", val_csv="", lr=0.1, epochs=2, batch_size=8,
                                weight_decay=0.0, solver="Sgd"):
     """Write an NNC project with a single Affine layer + Softmax + CategoricalCrossEntropy on 8x8 digits."""
-    with open(os.path.join(HERE, "data", "softmax_regression.nntxt"), encoding="utf-8") as f:
+    return _from_template("softmax_regression.nntxt", folder, lr=lr, epochs=epochs, batch_size=batch_size,
+                          weight_decay=weight_decay, train_csv=train_csv, val_csv=val_csv, solver=solver,
+                          solver_param=_solver_param(solver, lr))
+
+
+def conv_batch_norm_project(folder, train_csv="", val_csv="", lr=0.01, epochs=2, solver="Momentum"):
+    """Write an NNC project on 8x8 digits: Convolution (with bias) -> BatchNormalization -> Affine ->
+    Softmax -> CategoricalCrossEntropy, batch size 32, with a MainValidation network as NNC makes it."""
+    return _from_template("conv_batch_norm.nntxt", folder, epochs=epochs, train_csv=train_csv, val_csv=val_csv,
+                          solver=solver, solver_param=_solver_param(solver, lr))
+
+
+def binary_logistic_project(folder, train_csv="", val_csv=""):
+    """Write an NNC project on 8x8 digits: Affine (1 output) -> Sigmoid -> BinaryCrossEntropy, labels 0 or 1."""
+    return _from_template("binary_logistic.nntxt", folder, train_csv=train_csv, val_csv=val_csv)
+
+
+def _from_template(name, folder, **values):
+    with open(os.path.join(HERE, "data", name), encoding="utf-8") as f:
         template = string.Template(f.read())
-    path = os.path.join(folder, "softmax_regression.nntxt")
+    path = os.path.join(folder, name)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(template.substitute(lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
-                                    train_csv=train_csv, val_csv=val_csv, solver=solver,
-                                    solver_param=_solver_param(solver, lr)))
+        f.write(template.substitute(**values))
     return path
 
 

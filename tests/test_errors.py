@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 
-from helpers import layer_after_tanh, read_csv, subset_csv, variant
+from helpers import binary_logistic_project, layer_after_tanh, read_csv, subset_csv, variant
 from nnc_plugin.errors import UserError
 from nnc_plugin.project import load_project
 
@@ -297,6 +297,24 @@ def test_label_out_of_the_networks_range(tmp_path, project, cli, label):
     train = _write(project["folder"] / "bad.csv", "x:image,y:label\n" + "".join(f"{a},{b}\n" for a, b in rows))
     message = refused(cli, tmp_path, train=train, project=project)
     assert f"Row 5 of {train}: the label '{label}' in column 'y' is not a class index from 0 to 9" in message
+
+
+def test_label_of_a_binary_loss_outside_0_to_1(tmp_path, project, cli):
+    """Sigmoid + BinaryCrossEntropy: a label 2 would train silently (its loss turns negative) and rank last."""
+    zeros_and_ones = [r for r in read_csv(project["train"])[1:] if r[1] in ("0", "1")]
+    zeros_and_ones[4][1] = "2"
+    train = _write(project["folder"] / "binary.csv", "x:image,y:label\n" + "".join(f"{a},{b}\n" for a, b in zeros_and_ones))
+    model = binary_logistic_project(str(project["folder"]))
+    message = refused(cli, tmp_path, model=model, train=train, project=project)
+    assert f"Row 6 of {train}: the label '2' in column 'y' is not a number from 0 to 1" in message
+
+
+def test_extra_text_column_names_the_way_out(tmp_path, project, cli):
+    rows = _rows(project)
+    train = _write(project["folder"] / "bad.csv", "x:image,y:label,comment\n" + "".join(f"{a},{b},note\n" for a, b in rows))
+    message = refused(cli, tmp_path, train=train, project=project)
+    assert f"Row 2 of {train}, column 'comment': 'note' is neither a number nor a path" in message
+    assert "rename it '#comment'" in message
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "1e400"])
