@@ -217,9 +217,8 @@ def _sgd_influence(options, project, model, record, cache, train_data, val_data,
         reference=options.reference, title=title, diagnostics=diagnostics)
     if diagnostics["u_growth"] > UNSTABLE_GROWTH:
         info(f"Note: going back through the traced steps, the validation gradient grew {diagnostics['u_growth']:.3g} "
-             "times (the learning rate is above the stable limit of the scoring network's curvature; with "
-             "BatchNormalization that network normalises with running statistics, unlike the one trained, which "
-             "makes this common), so the earliest traced "
+             "times (the learning rate is above the stable limit of the network's curvature at the parameters the "
+             "gradients are taken at), so the earliest traced "
              "steps dominate the SGD-influence scores; to find mislabeled rows prefer --ranking loss-history "
              "(docs/evidence.md).")
     return scores, validation_loss
