@@ -183,7 +183,9 @@ def _step_factors(project, cache, mode, shapes):
     else:
         final = load_arrays(cache.final_factors)
         factors = lambda t: [final[n] for n in names]  # noqa: E731
-    masks = step_size.reached_masks(load_arrays(cache.untrained), shapes)
+    unreached = load_arrays(cache.untrained)
+    unreached.update({name: np.arange(int(np.prod(shapes[name]))) for name in project.cancelled_biases})
+    masks = step_size.reached_masks(unreached, shapes)
     if not masks:
         return factors
     whole = [name for name, mask in masks.items() if not mask.any()]

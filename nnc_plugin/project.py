@@ -70,6 +70,8 @@ class Project:
     # whether it normalises with minibatch statistics (then its rows depend on each other).
     influence_network: str = ""
     influence_batch_statistics: bool = False
+    # Biases that training never moves: a following BatchNormalization subtracts them out again.
+    cancelled_biases: List[str] = field(default_factory=list)
 
     @property
     def data_names(self):
@@ -352,6 +354,37 @@ def _choose_influence_network(proto, train_name, eval_name):
     return derived.name, True
 
 
+# Layers that add a bias (their third input) along one axis, base_axis (channel-first layouts).
+_BIASED_LAYERS = {"Convolution": "convolution_param", "Deconvolution": "deconvolution_param",
+                  "DepthwiseConvolution": "depthwise_convolution_param",
+                  "DepthwiseDeconvolution": "depthwise_deconvolution_param", "Affine": "affine_param"}
+
+
+def _cancelled_biases(network_proto, trainable):
+    """The trainable biases whose layer feeds only a BatchNormalization with minibatch statistics over the
+    bias's channel axis: the normalisation subtracts the minibatch mean, bias included, so training never
+    gives them a gradient (only round-off), while the scoring network, which uses running averages, does."""
+    consumers = {}
+    for function in network_proto.function:
+        for name in function.input:
+            consumers.setdefault(name, []).append(function)
+    producers = {name: function for function in network_proto.function for name in function.output}
+    cancelled = []
+    for function in network_proto.function:
+        normalization = _batch_statistics(function)
+        if not normalization or not normalization.batch_stat or not function.input:
+            continue
+        source = producers.get(function.input[0])
+        if source is None or source.type not in _BIASED_LAYERS or len(source.input) < 3:
+            continue
+        layer = getattr(source, _BIASED_LAYERS[source.type])
+        if getattr(layer, "channel_last", False) or len(consumers.get(function.input[0], [])) != 1:
+            continue
+        if list(normalization.axes) == [layer.base_axis or 1] and source.input[2] in trainable:
+            cancelled.append(source.input[2])
+    return cancelled
+
+
 def _batch_statistics(function):
     """The parameters of a batch-normalization layer (batch_stat, decay_rate), else None."""
     if function.type == "BatchNormalization":
@@ -460,4 +493,5 @@ def load_project(path, context="cpu"):
         input_shapes=_input_shapes(train_network, data_variables),
         influence_network=influence_name,
         influence_batch_statistics=batch_statistics,
+        cancelled_biases=_cancelled_biases(train_network, trainable),
     )
