@@ -1,8 +1,9 @@
 """Fidelity: how well SGD-influence predicts the true effect of leaving one sample out.
 
-Usage:  .venv/bin/python benchmarks/fidelity.py [--samples 200] [--epochs 10] [--batch-size 20] [--seeds 0 1 2]
+Usage:  .venv/bin/python benchmarks/fidelity.py [--model mlp|conv-bn] [--samples 200] [--epochs 10]
+                                                [--batch-size 20] [--seeds 0 1 2]
 
-On a small real problem (the digits sample's MLP, the first --samples training rows, the whole
+On a small real problem (a digits sample network, the first --samples training rows, the whole
 validation set) with a fixed minibatch order, it retrains once per training sample with that
 sample left out of every step (same initialisation, same minibatches and denominators: the
 counterfactual SGD-influence estimates) and measures the change of the mean validation loss.
@@ -10,9 +11,15 @@ SGD-influence traced over all epochs, in `--mode all` (exact, per-step parameter
 `--mode final` (storage-efficient), is compared with that truth by Kendall's tau and Pearson's r.
 The published anchor: Kendall tau about 0.75 (Hara, Nitanda, Maehara, NeurIPS 2019).
 
-Prints a table and writes benchmarks/out/fidelity.md and fidelity.json.
+--model mlp is the digits sample's MLP; --model conv-bn its Convolution + BatchNormalization network.
+For conv-bn the table has a third variant, "final, running statistics": the traced steps
+differentiated with the scoring network (BatchNormalization with its running averages) instead of
+the network as trained (minibatch statistics), which is what the plugin does.
+
+Prints a table and writes benchmarks/out/fidelity[_conv-bn].md and .json.
 """
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -28,14 +35,18 @@ sys.path.insert(0, ROOT)
 
 from nnc_plugin.cache import TrialCache  # noqa: E402
 from nnc_plugin.dataset import read_dataset  # noqa: E402
+from nnc_plugin.errors import UserError  # noqa: E402
 from nnc_plugin.influence import validation_gradient  # noqa: E402
 from nnc_plugin.log import Progress, quiet_nnabla  # noqa: E402
 from nnc_plugin.network import Model  # noqa: E402
 from nnc_plugin.pipeline import ScoreOptions, score  # noqa: E402
+from nnc_plugin import project as project_module  # noqa: E402
 from nnc_plugin.project import load_project  # noqa: E402
 from nnc_plugin.trainer import train  # noqa: E402
 
 DIGITS = os.path.join(ROOT, "sample_projects", "digits")
+MODELS = {"mlp": ("digits_mlp.nntxt", "Digits MLP"),
+          "conv-bn": ("digits_conv_bn.nntxt", "Digits Convolution + BatchNormalization")}
 
 
 def first_rows(source, target, count):
@@ -71,8 +82,28 @@ def true_effects(project, train_data, val_data, epochs, batch_size, seed, workdi
     return effects
 
 
+def _number(value):
+    return "overflow" if not np.isfinite(value) else f"{value:.3f}"
+
+
+@contextlib.contextmanager
+def influence_network_as_trained(as_trained):
+    """as_trained=False: make load_project pick the scoring network for the traced steps (the variant
+    the plugin does not use), to measure what differentiating the network as trained is worth."""
+    if as_trained:
+        yield
+        return
+    original = project_module._choose_influence_network
+    project_module._choose_influence_network = lambda proto, train_name, eval_name: (eval_name, False)
+    try:
+        yield
+    finally:
+        project_module._choose_influence_network = original
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=20)
@@ -86,40 +117,54 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         train_csv = first_rows(os.path.join(DIGITS, "data", "train.csv"), os.path.join(workdir, "train.csv"), args.samples)
         val_csv = os.path.join(DIGITS, "data", "val.csv")
-        model_file = os.path.join(DIGITS, "digits_mlp.nntxt")
+        model_file = os.path.join(DIGITS, MODELS[args.model][0])
         project = load_project(model_file)
         train_data, val_data = read_dataset(train_csv), read_dataset(val_csv)
+        variants = [("all", "all", True), ("final", "final", True)]
+        if project.influence_batch_statistics:
+            variants.append(("final, running statistics", "final", False))
         for seed in args.seeds:
             truth = true_effects(project, train_data, val_data, args.epochs, args.batch_size, seed, workdir)
             estimates = {}
-            for mode in ("all", "final"):
-                run = score(ScoreOptions(model=model_file, input_train=train_csv, input_val=val_csv,
-                                         output=os.path.join(workdir, f"{mode}.csv"), ranking="sgd-influence", mode=mode, seed=seed,
-                                         epochs=args.epochs, batch_size=args.batch_size, trace_epochs=args.epochs,
-                                         cache_dir=os.path.join(workdir, f"cache_{mode}")))
-                estimates[mode] = run.scores
+            for name, mode, as_trained in variants:
+                with influence_network_as_trained(as_trained):
+                    try:
+                        run = score(ScoreOptions(model=model_file, input_train=train_csv, input_val=val_csv,
+                                                 output=os.path.join(workdir, f"{mode}.csv"), ranking="sgd-influence",
+                                                 mode=mode, seed=seed, epochs=args.epochs, batch_size=args.batch_size,
+                                                 trace_epochs=args.epochs, cache_dir=os.path.join(workdir, f"cache_{mode}")))
+                        estimates[name] = run.scores
+                    except UserError:  # the scores overflowed: no correlation to report
+                        estimates[name] = np.full(len(truth), np.nan)
             for mode, estimate in estimates.items():
-                tau = stats.kendalltau(estimate, truth).correlation
-                r = stats.pearsonr(estimate, truth)[0]
-                rows.append([seed, mode, f"{tau:.3f}", f"{r:.3f}"])
+                overflowed = not np.all(np.isfinite(estimate))
+                tau = np.nan if overflowed else stats.kendalltau(estimate, truth).correlation
+                r = np.nan if overflowed else stats.pearsonr(estimate, truth)[0]
+                rows.append([seed, mode, _number(tau), _number(r)])
                 raw.append({"seed": seed, "mode": mode, "kendall_tau": tau, "pearson_r": r,
                             "truth_abs_mean": float(np.abs(truth).mean())})
-            print(f"seed {seed}: " + ", ".join(f"{r[1]} tau={r[2]} r={r[3]}" for r in rows[-2:]), file=sys.stderr)
+            print(f"seed {seed}: " + ", ".join(f"{r[1]} tau={r[2]} r={r[3]}" for r in rows[-len(variants):]),
+                  file=sys.stderr)
 
-    lines = [f"Digits MLP, {args.samples} training samples, {args.epochs} epochs, batch size {args.batch_size}, "
+    lines = [f"{MODELS[args.model][1]} ({project.solver_name}), {args.samples} training samples, {args.epochs} epochs, batch size {args.batch_size}, "
              "all epochs traced, fixed minibatch order.", "",
              "| seed | mode | Kendall tau | Pearson r |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    for mode in ("all", "final"):
+    for mode, _, _ in variants:
         taus = [r["kendall_tau"] for r in raw if r["mode"] == mode]
         pearsons = [r["pearson_r"] for r in raw if r["mode"] == mode]
-        lines.append(f"| mean | {mode} | {np.mean(taus):.3f} | {np.mean(pearsons):.3f} |")
+        finite = [t for t in taus if np.isfinite(t)]
+        note = f" ({len(taus) - len(finite)} of {len(taus)} overflowed)" if len(finite) < len(taus) else ""
+        mean_tau = _number(np.mean(finite)) if finite else "overflow"
+        mean_r = _number(np.mean([p for p in pearsons if np.isfinite(p)])) if finite else "overflow"
+        lines.append(f"| mean{note} | {mode} | {mean_tau} | {mean_r} |")
     table = "\n".join(lines)
     print(table)
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-    with open(os.path.join(HERE, "out", "fidelity.md"), "w", encoding="utf-8") as f:
+    name = "fidelity" if args.model == "mlp" else f"fidelity_{args.model}"
+    with open(os.path.join(HERE, "out", f"{name}.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
-    with open(os.path.join(HERE, "out", "fidelity.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(HERE, "out", f"{name}.json"), "w", encoding="utf-8") as f:
         json.dump(raw, f, indent=1)
 
 

@@ -5,6 +5,8 @@ steps are differentiated with a copy of the training network (minibatch statisti
 averages frozen), and parameter values no training gradient reached (the bias of a convolution
 right before BatchNormalization) are left out of the propagation.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,8 @@ def test_influence_network_keeps_minibatch_statistics_and_freezes_running_averag
     assert _bn_layer(project, project.train_network).decay_rate == pytest.approx(0.9)  # the file is as it was
     assert project.cancelled_biases == ["Convolution/conv/b"]
     assert load_project(digits["model"]).cancelled_biases == []
+    sample = load_project(os.path.join(os.path.dirname(digits["model"]), "digits_conv_bn.nntxt"))
+    assert sample.influence_batch_statistics and sample.cancelled_biases == ["Convolution/conv/b"]
 
     model = Model(project, seed=0)
     running = {n: model.all_parameters[n].d.copy() for n in model.all_parameters if n.endswith(("mean", "var"))}
