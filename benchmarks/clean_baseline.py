@@ -20,6 +20,7 @@ from nnc_plugin.dataset import read_dataset  # noqa: E402
 from nnc_plugin.evaluate import retrain_and_test  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.project import load_project  # noqa: E402
+from tables import publish  # noqa: E402
 
 MODELS = {"mnist": "mnist_cnn.nntxt", "digits": "digits_mlp.nntxt"}
 
@@ -45,11 +46,7 @@ def main():
                                 for seed in range(args.seeds)])
             lines.append(f"| {name} | {results[:, 0].mean():.4f} ± {results[:, 0].std(ddof=1):.4f} | "
                          f"{results[:, 1].mean():.4f} ± {results[:, 1].std(ddof=1):.4f} |")
-    table = "\n".join(lines)
-    print(table)
-    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-    with open(os.path.join(HERE, "out", f"clean_baseline_{args.project}.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
+    publish(f"clean_baseline_{args.project}", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Prints a table and writes benchmarks/out/fidelity[_conv-bn].md and .json.
 import argparse
 import contextlib
 import csv
-import json
 import os
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from nnc_plugin.log import Progress, quiet_nnabla  # noqa: E402
 from nnc_plugin.network import Model  # noqa: E402
 from nnc_plugin.pipeline import ScoreOptions, score  # noqa: E402
 from nnc_plugin import project as project_module  # noqa: E402
+from tables import publish  # noqa: E402
 from nnc_plugin.project import load_project  # noqa: E402
 from nnc_plugin.trainer import train  # noqa: E402
 
@@ -158,14 +158,7 @@ def main():
         mean_tau = _number(np.mean(finite)) if finite else "overflow"
         mean_r = _number(np.mean([p for p in pearsons if np.isfinite(p)])) if finite else "overflow"
         lines.append(f"| mean{note} | {mode} | {mean_tau} | {mean_r} |")
-    table = "\n".join(lines)
-    print(table)
-    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-    name = "fidelity" if args.model == "mlp" else f"fidelity_{args.model}"
-    with open(os.path.join(HERE, "out", f"{name}.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
-    with open(os.path.join(HERE, "out", f"{name}.json"), "w", encoding="utf-8") as f:
-        json.dump(raw, f, indent=1)
+    publish("fidelity" if args.model == "mlp" else f"fidelity_{args.model}", "\n".join(lines), raw)
 
 
 if __name__ == "__main__":

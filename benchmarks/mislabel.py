@@ -15,7 +15,6 @@ Prints a table and writes benchmarks/out/mislabel_<project>.md and .json.
 """
 import argparse
 import csv
-import json
 import os
 import sys
 import tempfile
@@ -29,6 +28,7 @@ sys.path.insert(0, ROOT)
 
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.pipeline import ScoreOptions, score  # noqa: E402
+from tables import publish  # noqa: E402
 
 MODELS = {"mnist": "mnist_cnn.nntxt", "digits": "digits_mlp.nntxt"}
 # (label in the table, ranking, mode, trials)
@@ -119,14 +119,8 @@ def main():
     for label, rows in results.items():
         mean = {key: np.mean([r[key] for r in rows]) for key in ("top5", "top10", "top20", "auroc")}
         lines.append(f"| {label} | {mean['top5']:.3f} | {mean['top10']:.3f} | {mean['top20']:.3f} | {mean['auroc']:.3f} |")
-    table = "\n".join(lines)
-    print(table)
-    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
     name = f"mislabel_{args.project}" + ("" if args.gamma is None else f"_gamma{args.gamma:g}")
-    with open(os.path.join(HERE, "out", f"{name}.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
-    with open(os.path.join(HERE, "out", f"{name}.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
+    publish(name, "\n".join(lines), results)
 
 
 if __name__ == "__main__":

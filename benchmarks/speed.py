@@ -38,8 +38,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+
+from tables import OUT, publish  # noqa: E402
+
 PROJECTS = {"mnist": ("mnist_cnn.nntxt", [4000, 5000, 20000]), "digits": ("digits_mlp.nntxt", [1000, 5000, 20000])}
-OUT = os.path.join(HERE, "out")
 
 
 def sample_folder(project):
@@ -172,13 +174,7 @@ def main():
     if 5000 in sizes and 20000 in sizes:
         lines.append("")
         lines.append(f"Peak memory N=20,000 / N=5,000: {sizes[20000] / sizes[5000]:.3f}")
-    table = "\n".join(lines)
-    print(table)
-    name = "speed" if args.project == "mnist" else f"speed_{args.project}"
-    with open(os.path.join(OUT, f"{name}.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
-    with open(os.path.join(OUT, f"{name}.json"), "w", encoding="utf-8") as f:
-        json.dump(raw, f, indent=1)
+    publish("speed" if args.project == "mnist" else f"speed_{args.project}", "\n".join(lines), raw)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
+from tables import publish  # noqa: E402
 
 PROJECTS = {"mnist": "mnist_cnn.nntxt", "digits": "digits_mlp.nntxt"}
 
@@ -128,12 +129,7 @@ def main():
              "trainable parameters", "",
              "| piece | best ms | median ms | best / training step |", "|---|---|---|---|"]
     lines += [f"| {name} | {best * 1e3:.1f} | {median * 1e3:.1f} | {best / base:.2f} |" for name, best, median in results]
-    table = "\n".join(lines)
-    print(table)
-    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-    name = "step_costs" if args.project == "mnist" else f"step_costs_{args.project}"
-    with open(os.path.join(HERE, "out", f"{name}.md"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
+    publish("step_costs" if args.project == "mnist" else f"step_costs_{args.project}", "\n".join(lines))
 
 
 if __name__ == "__main__":
