@@ -169,20 +169,23 @@ def _trial_fingerprint(project, train_data, options, epochs, batch_size, seed):
          "normalize": train_data.normalize})
 
 
-def _step_factors(project, cache, mode, shapes):
-    """Return t -> list of per-parameter factors c (P_t = eta_t * c) for the chosen mode.
-
-    Values that no traced step's gradient reached get c = 0 (step_size.untrained_elements); `shapes`
-    maps each trainable parameter to its shape."""
+def _solver_factors(project, cache, mode):
+    """Return t -> list of the solver's per-parameter factors c (P_t = eta_t * c) for the chosen mode."""
     names = project.trainable_parameters
     if not step_size.is_adaptive(project.solver_name):
         c = step_size.scalar_factor(project.solver_name, project.solver_hyperparameters)
-        factors = lambda t: [c] * len(names)  # noqa: E731
-    elif mode == "all":
-        factors = lambda t: [load_arrays(cache.step_factors(t))[n] for n in names]  # noqa: E731
-    else:
-        final = load_arrays(cache.final_factors)
-        factors = lambda t: [final[n] for n in names]  # noqa: E731
+        return lambda t: [c] * len(names)
+    if mode == "all":
+        return lambda t: [load_arrays(cache.step_factors(t))[n] for n in names]
+    final = load_arrays(cache.final_factors)
+    return lambda t: [final[n] for n in names]
+
+
+def _step_factors(project, cache, mode, shapes):
+    """`_solver_factors`, with c = 0 for the values training never moved: the biases a BatchNormalization
+    cancels (project.cancelled_biases) and the values no traced step's gradient reached
+    (step_size.untrained_elements). `shapes` maps each trainable parameter to its shape."""
+    factors = _solver_factors(project, cache, mode)
     unreached = load_arrays(cache.untrained)
     unreached.update({name: np.arange(int(np.prod(shapes[name]))) for name in project.cancelled_biases})
     masks = step_size.reached_masks(unreached, shapes)
@@ -190,8 +193,9 @@ def _step_factors(project, cache, mode, shapes):
         return factors
     whole = [name for name, mask in masks.items() if not mask.any()]
     if whole:
-        info(f"The influence leaves out {', '.join(whole)}: no training gradient ever reached "
+        info(f"The influence scores leave out {', '.join(whole)}: training never moved "
              f"{'it' if len(whole) == 1 else 'them'} (a bias right before BatchNormalization, for example).")
+    names = project.trainable_parameters
     return lambda t: [c * masks[n] if n in masks else c for n, c in zip(names, factors(t))]
 
 

@@ -78,7 +78,7 @@ def test_bias_before_batch_norm_is_left_out_and_scores_stay_bounded(tmp_path, di
         result = cli("score", "-m", model, "-t", digits["train"], "-v", digits["val"], "-o", str(output),
                      "--ranking", "sgd-influence", "--mode", mode, "--cache-dir", str(tmp_path / mode / "cache"))
         assert result.returncode == 0, result.stderr
-        assert "leaves out Convolution/conv/b" in result.stderr
+        assert "leave out Convolution/conv/b" in result.stderr
         assert "grew" not in result.stderr  # no unstable propagation
         rows = read_csv(output)
         column, index = rows[0].index("influence"), rows[0].index("datasource_index")
