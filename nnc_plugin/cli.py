@@ -3,7 +3,7 @@ import argparse
 import os
 import sys
 
-from .errors import UserError
+from .errors import InterruptedAfterWriting, UserError
 from .rankings import DEFAULT_RANKING as DEFAULT_RANKING_NAME
 from .rankings import RANKINGS as RANKING_CHOICES
 
@@ -172,6 +172,9 @@ def run_safely(action, *args):
     except UserError as error:
         print(f"nnc-cleanse: error: {error}", file=sys.stderr)
         return 2
+    except InterruptedAfterWriting:
+        print("nnc-cleanse: interrupted after the outputs were written completely.", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("nnc-cleanse: interrupted; no output was written (a finished training stays cached for the next run).",
               file=sys.stderr)

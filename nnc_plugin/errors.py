@@ -1,4 +1,4 @@
-"""The one exception type that reaches the user as a sentence, never as a traceback."""
+"""The exceptions that reach the user as a sentence, never as a traceback."""
 import re
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -16,6 +16,10 @@ class UserError(Exception):
     def __init__(self, message=""):
         message = str(message)
         super().__init__(_CONTROL.sub(lambda m: repr(m.group())[1:-1], message))
+
+
+class InterruptedAfterWriting(KeyboardInterrupt):
+    """A Ctrl-C that arrived while files were being written, raised once they all were (output.py)."""
 
 
 def first_line(error):

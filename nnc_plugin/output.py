@@ -5,16 +5,19 @@ so a crash or Ctrl-C never leaves a half-written file, and an existing file is r
 only by a complete one. Paths inside CSV cells are rewritten so they still resolve from the
 folder of the new CSV, which is how NNC resolves them.
 """
+import contextlib
 import csv
 import io
 import json
 import os
+import signal
 import tempfile
+import threading
 
 import numpy as np
 
 from .dataset import FILE_EXTENSIONS
-from .errors import UserError
+from .errors import InterruptedAfterWriting, UserError
 
 SCORE_COLUMN = "influence"
 INDEX_COLUMN = "datasource_index"
@@ -140,6 +143,26 @@ def write_scored_csv(path, dataset, scores):
     target_folder = os.path.dirname(os.path.abspath(path))
     header = list(dataset.header) + [SCORE_COLUMN, INDEX_COLUMN]
     write_csv_atomically(path, header, ranked_rows(dataset, scores, target_folder), dataset.newline)
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Hold Ctrl-C (SIGINT) until the block ends, so files written together are all written or none.
+
+    A Ctrl-C that arrives meanwhile is raised as InterruptedAfterWriting when the block ends. Outside
+    the main thread (where Python delivers signals) the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise InterruptedAfterWriting
 
 
 def write_summary(path, summary):

@@ -19,7 +19,7 @@ from .errors import UserError
 from .influence import sgd_influence, validation_gradient
 from .log import info
 from .network import Model, check_differentiable
-from .output import check_writable, write_scored_csv, write_summary
+from .output import check_writable, interrupts_held, write_scored_csv, write_summary
 from .project import load_project
 from .rankings import DEFAULT_RANKING, NEEDS_VALIDATION, RANKINGS, per_sample_losses, self_influence
 from .trainer import Schedule, TrainingRecord, train
@@ -360,7 +360,8 @@ def score(options):
         "reused_cache": [t.reused for t in trials],
         "scoring_path": "per-sample reference" if options.reference else "batched",
     }
-    write_scored_csv(options.output, train_data, scores)
-    write_summary(summary_path, summary)
+    with interrupts_held():  # the CSV and its summary belong together
+        write_scored_csv(options.output, train_data, scores)
+        write_summary(summary_path, summary)
     info(f"Wrote {options.output}: {len(train_data)} rows, most harmful first (lowest influence).")
     return ScoreRun(scores=scores, trials=trials, summary=summary)

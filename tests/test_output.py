@@ -1,11 +1,12 @@
 """The scored CSV: NNC conventions, relocated paths, atomic writes."""
 import os
+import signal
 
 import numpy as np
 import pytest
 
 from nnc_plugin.dataset import Dataset
-from nnc_plugin.output import relocate_path, write_atomically, write_scored_csv
+from nnc_plugin.output import interrupts_held, relocate_path, write_atomically, write_scored_csv
 
 
 def test_relocated_paths_resolve_from_the_new_folder(tmp_path):
@@ -31,3 +32,15 @@ def test_failed_write_leaves_the_old_file(tmp_path):
         write_atomically(str(target), object())
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.csv"]
+
+
+def test_ctrl_c_while_writing_a_pair_of_files_waits_for_both(tmp_path):
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            write_atomically(str(tmp_path / "a.csv"), "a\n")
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the two writes
+            write_atomically(str(tmp_path / "a.csv.summary.json"), "{}\n")
+            written.append("both")
+    assert written == ["both"] and sorted(os.listdir(tmp_path)) == ["a.csv", "a.csv.summary.json"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
