@@ -361,9 +361,13 @@ _BIASED_LAYERS = {"Convolution": "convolution_param", "Deconvolution": "deconvol
 
 
 def _cancelled_biases(network_proto, trainable):
-    """The trainable biases whose layer feeds only a BatchNormalization with minibatch statistics over the
-    bias's channel axis: the normalisation subtracts the minibatch mean, bias included, so training never
-    gives them a gradient (only round-off), while the scoring network, which uses running averages, does."""
+    """The trainable biases that a normalisation right after their layer subtracts out again.
+
+    A per-channel bias followed only by a layer that subtracts, channel by channel, a mean taken over
+    everything else (BatchNormalization with minibatch statistics, InstanceNormalization) shifts that
+    mean by exactly itself, so training never gives it a gradient (only round-off). With running
+    averages, the scoring network does give it one.
+    """
     consumers = {}
     for function in network_proto.function:
         for name in function.input:
@@ -371,8 +375,7 @@ def _cancelled_biases(network_proto, trainable):
     producers = {name: function for function in network_proto.function for name in function.output}
     cancelled = []
     for function in network_proto.function:
-        normalization = _batch_statistics(function)
-        if not normalization or not normalization.batch_stat or not function.input:
+        if not function.input:
             continue
         source = producers.get(function.input[0])
         if source is None or source.type not in _BIASED_LAYERS or len(source.input) < 3:
@@ -380,9 +383,19 @@ def _cancelled_biases(network_proto, trainable):
         layer = getattr(source, _BIASED_LAYERS[source.type])
         if getattr(layer, "channel_last", False) or len(consumers.get(function.input[0], [])) != 1:
             continue
-        if list(normalization.axes) == [layer.base_axis or 1] and source.input[2] in trainable:
+        if _subtracts_channel_means(function, layer.base_axis or 1) and source.input[2] in trainable:
             cancelled.append(source.input[2])
     return cancelled
+
+
+def _subtracts_channel_means(function, channel_axis):
+    """True when `function` normalises each channel on `channel_axis` by a mean over all other axes."""
+    normalization = _batch_statistics(function)
+    if normalization is not None:
+        return normalization.batch_stat and list(normalization.axes) == [channel_axis]
+    if function.type == "InstanceNormalization":
+        return function.instance_normalization_param.channel_axis == channel_axis
+    return False
 
 
 def _batch_statistics(function):

@@ -96,3 +96,35 @@ def test_untrained_elements_are_those_far_below_the_network_gradient_scale():
     assert unreached["b_before_bn"].tolist() == [0, 1, 2, 3] and unreached["mixed"].tolist() == [1]
     masks = step_size.reached_masks(unreached, {"b_before_bn": (4,), "mixed": (3,)})
     assert masks["mixed"].tolist() == [1.0, 0.0, 1.0] and not masks["b_before_bn"].any()
+
+
+def _layer_then(normalization, **parameters):
+    """A network proto: Convolution (bias b) -> `normalization`."""
+    from nnabla.utils import nnabla_pb2
+    network = nnabla_pb2.Network()
+    conv = network.function.add(name="conv", type="Convolution", input=["x", "W", "b"], output=["y"])
+    conv.convolution_param.base_axis = 1
+    norm = network.function.add(name="norm", type=normalization, input=["y"], output=["z"])
+    for field, values in parameters.items():
+        for key, value in values.items():
+            if isinstance(value, list):
+                getattr(getattr(norm, field), key).extend(value)
+            else:
+                setattr(getattr(norm, field), key, value)
+    return network
+
+
+@pytest.mark.parametrize("normalization, parameters, cancelled", [
+    ("BatchNormalization", {"batch_normalization_param": {"axes": [1], "batch_stat": True}}, True),
+    ("BatchNormalization", {"batch_normalization_param": {"axes": [1], "batch_stat": False}}, False),
+    ("BatchNormalization", {"batch_normalization_param": {"axes": [2], "batch_stat": True}}, False),
+    ("InstanceNormalization", {"instance_normalization_param": {"channel_axis": 1}}, True),
+    ("LayerNormalization", {}, False),
+    ("ReLU", {}, False),
+])
+def test_biases_a_normalisation_cancels_are_found_from_the_network(normalization, parameters, cancelled):
+    from nnc_plugin.project import _cancelled_biases
+    network = _layer_then(normalization, **parameters)
+    assert _cancelled_biases(network, ["W", "b"]) == (["b"] if cancelled else [])
+    network.function.add(name="skip", type="Identity", input=["y"], output=["y2"])  # a second consumer
+    assert _cancelled_biases(network, ["W", "b"]) == []
