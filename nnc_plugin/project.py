@@ -70,7 +70,7 @@ class Project:
     # whether it normalises with minibatch statistics (then its rows depend on each other).
     influence_network: str = ""
     influence_batch_statistics: bool = False
-    # Biases that training never moves: a following BatchNormalization subtracts them out again.
+    # Biases that training never moves: a normalisation right after their layer subtracts them out again.
     cancelled_biases: List[str] = field(default_factory=list)
 
     @property
