@@ -210,13 +210,18 @@ def _write(path, text):
     return str(path)
 
 
+def _write_rows(path, header, rows):
+    """A CSV: the `header` line, then `rows` (lists of cells) joined with plain commas."""
+    return _write(path, header + "\n" + "".join(",".join(cells) + "\n" for cells in rows))
+
+
 def _rows(project, count=5):
     return read_csv(project["train"])[1:count + 1]
 
 
 def test_csv_with_a_header_cell_without_name(tmp_path, project, cli):
     rows = _rows(project)
-    train = _write(project["folder"] / "bad.csv", "x:image,:label\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    train = _write_rows(project["folder"] / "bad.csv", "x:image,:label", rows)
     message = refused(cli, tmp_path, train=train, project=project)
     assert f"Column 2 of the header of {train}" in message and "x:image" in message
 
@@ -230,7 +235,7 @@ def test_csv_without_a_header(tmp_path, project, cli):
 
 def test_csv_with_a_missing_column(tmp_path, project, cli):
     rows = _rows(project)
-    val = _write(project["folder"] / "bad.csv", "x:image,z:label\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    val = _write_rows(project["folder"] / "bad.csv", "x:image,z:label", rows)
     message = refused(cli, tmp_path, val=val, project=project)
     assert f"The dataset {val} has no column 'y'" in message and "x:image, z:label" in message
 
@@ -245,7 +250,7 @@ def test_csv_with_an_empty_body(tmp_path, project, cli, text):
 def test_csv_row_whose_file_is_missing(tmp_path, project, cli):
     rows = _rows(project)
     rows[2][0] = "images/nothere.png"
-    train = _write(project["folder"] / "bad.csv", "x:image,y:label\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    train = _write_rows(project["folder"] / "bad.csv", "x:image,y:label", rows)
     message = refused(cli, tmp_path, train=train, project=project)
     assert f"Row 4 of {train}, column 'x:image': the file 'images/nothere.png' does not exist" in message
 
@@ -254,7 +259,7 @@ def test_csv_row_whose_file_is_unreadable(tmp_path, project, cli):
     (project["folder"] / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     rows = _rows(project)
     rows[1][0] = "broken.png"
-    val = _write(project["folder"] / "bad.csv", "x:image,y:label\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    val = _write_rows(project["folder"] / "bad.csv", "x:image,y:label", rows)
     message = refused(cli, tmp_path, val=val, project=project)
     assert f"Row 3 of {val}, column 'x:image': the file 'broken.png' cannot be read" in message
     assert "replace it" in message
@@ -262,8 +267,7 @@ def test_csv_row_whose_file_is_unreadable(tmp_path, project, cli):
 
 def test_csv_row_with_too_few_cells(tmp_path, project, cli):
     rows = _rows(project)
-    train = _write(project["folder"] / "bad.csv", "x:image,y:label\n" + "".join(f"{a},{b}\n" for a, b in rows)
-                   + f"{rows[0][0]}\n")
+    train = _write_rows(project["folder"] / "bad.csv", "x:image,y:label", rows + [[rows[0][0]]])
     message = refused(cli, tmp_path, train=train, project=project)
     assert f"Row 7 of {train} has 1 cells but the header has 2" in message
 
@@ -294,7 +298,7 @@ def test_npy_file_holding_objects_is_refused_without_unpickling(tmp_path, projec
 def test_label_out_of_the_networks_range(tmp_path, project, cli, label):
     rows = _rows(project)
     rows[3][1] = label
-    train = _write(project["folder"] / "bad.csv", "x:image,y:label\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    train = _write_rows(project["folder"] / "bad.csv", "x:image,y:label", rows)
     message = refused(cli, tmp_path, train=train, project=project)
     assert f"Row 5 of {train}: the label '{label}' in column 'y' is not a class index from 0 to 9" in message
 
@@ -303,7 +307,7 @@ def test_label_of_a_binary_loss_outside_0_to_1(tmp_path, project, cli):
     """Sigmoid + BinaryCrossEntropy: a label 2 would train silently (its loss turns negative) and rank last."""
     zeros_and_ones = [r for r in read_csv(project["train"])[1:] if r[1] in ("0", "1")]
     zeros_and_ones[4][1] = "2"
-    train = _write(project["folder"] / "binary.csv", "x:image,y:label\n" + "".join(f"{a},{b}\n" for a, b in zeros_and_ones))
+    train = _write_rows(project["folder"] / "binary.csv", "x:image,y:label", zeros_and_ones)
     model = binary_logistic_project(str(project["folder"]))
     message = refused(cli, tmp_path, model=model, train=train, project=project)
     assert f"Row 6 of {train}: the label '2' in column 'y' is not a number from 0 to 1" in message
@@ -311,7 +315,7 @@ def test_label_of_a_binary_loss_outside_0_to_1(tmp_path, project, cli):
 
 def test_extra_text_column_names_the_way_out(tmp_path, project, cli):
     rows = _rows(project)
-    train = _write(project["folder"] / "bad.csv", "x:image,y:label,comment\n" + "".join(f"{a},{b},note\n" for a, b in rows))
+    train = _write_rows(project["folder"] / "bad.csv", "x:image,y:label,comment", [row + ["note"] for row in rows])
     message = refused(cli, tmp_path, train=train, project=project)
     assert f"Row 2 of {train}, column 'comment': 'note' is neither a number nor a path" in message
     assert "rename it '#comment'" in message
@@ -321,7 +325,7 @@ def test_extra_text_column_names_the_way_out(tmp_path, project, cli):
 def test_label_that_is_not_a_finite_number(tmp_path, project, cli, value):
     rows = _rows(project)
     rows[0][1] = value
-    train = _write(project["folder"] / "bad.csv", "x:image,y:label\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    train = _write_rows(project["folder"] / "bad.csv", "x:image,y:label", rows)
     message = refused(cli, tmp_path, train=train, project=project)
     assert f"Row 2 of {train}, column 'y:label': the value '{value}' is not a finite number" in message
 
