@@ -8,7 +8,6 @@ the remove-and-retrain results beside it. Prints a table; writes benchmarks/out/
 import argparse
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -16,10 +15,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from nnc_plugin.dataset import read_dataset  # noqa: E402
+from nnc_plugin.data.dataset import read_dataset  # noqa: E402
 from nnc_plugin.evaluate import retrain_and_test  # noqa: E402
+from nnc_plugin.training.trainer import TrainingPlan  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
-from nnc_plugin.project import load_project  # noqa: E402
+from nnc_plugin.model.project import load_project  # noqa: E402
 from tables import publish  # noqa: E402
 
 MODELS = {"mnist": "mnist_cnn.nntxt", "digits": "digits_mlp.nntxt"}
@@ -38,14 +38,12 @@ def main():
     test = read_dataset(os.path.join(folder, "data", "test.csv"))
     lines = [f"{args.project} sample, {epochs} epochs, {args.seeds} seeds: test accuracy (mean ± s.d.)", "",
              "| training CSV | test accuracy | test loss |", "|---|---|---|"]
-    with tempfile.TemporaryDirectory() as workdir:
-        for name in ("train.csv", "train_noisy_s0.csv"):
-            data = read_dataset(os.path.join(folder, "data", name))
-            results = np.array([retrain_and_test(project, data, test, np.arange(len(data)), seed, epochs,
-                                                 project.batch_size, True, "cpu", workdir)
-                                for seed in range(args.seeds)])
-            lines.append(f"| {name} | {results[:, 0].mean():.4f} ± {results[:, 0].std(ddof=1):.4f} | "
-                         f"{results[:, 1].mean():.4f} ± {results[:, 1].std(ddof=1):.4f} |")
+    for name in ("train.csv", "train_noisy_s0.csv"):
+        data = read_dataset(os.path.join(folder, "data", name))
+        results = np.array([retrain_and_test(project, data, test, TrainingPlan(epochs, project.batch_size, seed))
+                            for seed in range(args.seeds)])
+        lines.append(f"| {name} | {results[:, 0].mean():.4f} ± {results[:, 0].std(ddof=1):.4f} | "
+                     f"{results[:, 1].mean():.4f} ± {results[:, 1].std(ddof=1):.4f} |")
     publish(f"clean_baseline_{args.project}", "\n".join(lines))
 
 

@@ -32,17 +32,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from nnc_plugin.cache import TrialCache  # noqa: E402
-from nnc_plugin.dataset import read_dataset  # noqa: E402
+from nnc_plugin.data.dataset import read_dataset  # noqa: E402
 from nnc_plugin.errors import UserError  # noqa: E402
-from nnc_plugin.influence import validation_gradient  # noqa: E402
+from nnc_plugin.scores.influence import validation_gradient  # noqa: E402
 from nnc_plugin.log import Progress, quiet_nnabla  # noqa: E402
-from nnc_plugin.network import Model  # noqa: E402
-from nnc_plugin.pipeline import ScoreOptions, score  # noqa: E402
-from nnc_plugin import project as project_module  # noqa: E402
+from nnc_plugin.model.network import Model  # noqa: E402
+from nnc_plugin.options import ScoreOptions  # noqa: E402
+from nnc_plugin.pipeline import score  # noqa: E402
+from nnc_plugin.model import project as project_module  # noqa: E402
 from tables import publish  # noqa: E402
-from nnc_plugin.project import load_project  # noqa: E402
-from nnc_plugin.trainer import train  # noqa: E402
+from nnc_plugin.model.project import load_project  # noqa: E402
+from nnc_plugin.training.trainer import TrainingPlan, train  # noqa: E402
 
 DIGITS = os.path.join(ROOT, "sample_projects", "digits")
 MODELS = {"mlp": ("digits_mlp.nntxt", "Digits MLP"),
@@ -61,13 +61,11 @@ def first_rows(source, target, count):
     return target
 
 
-def true_effects(project, train_data, val_data, epochs, batch_size, seed, workdir):
+def true_effects(project, train_data, val_data, plan):
     """L_val(trained without j) - L_val(trained with all), for every j, with the same schedule."""
     def validation_loss(weights):
-        model = Model(project, seed=seed)
-        cache = TrialCache(os.path.join(workdir, "loo"))
-        cache.start()
-        train(model, train_data, cache, epochs, batch_size, seed, trace_epochs=1, sample_weights=weights)
+        model = Model(project, seed=plan.seed)
+        train(model, train_data, plan, sample_weights=weights)
         return validation_gradient(model, val_data, 100)[1]
 
     n = len(train_data)
@@ -124,7 +122,7 @@ def main():
         if project.influence_batch_statistics:
             variants.append(("final, running statistics", "final", False))
         for seed in args.seeds:
-            truth = true_effects(project, train_data, val_data, args.epochs, args.batch_size, seed, workdir)
+            truth = true_effects(project, train_data, val_data, TrainingPlan(args.epochs, args.batch_size, seed))
             estimates = {}
             for name, mode, as_trained in variants:
                 with influence_network_as_trained(as_trained):

@@ -27,7 +27,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
-from nnc_plugin.pipeline import ScoreOptions, score  # noqa: E402
+from nnc_plugin.options import ScoreOptions  # noqa: E402
+from nnc_plugin.pipeline import score  # noqa: E402
 from tables import publish  # noqa: E402
 
 MODELS = {"mnist": "mnist_cnn.nntxt", "digits": "digits_mlp.nntxt"}
@@ -45,7 +46,7 @@ VARIANTS = [
 
 def with_decay(model_file, gamma, folder):
     """A copy of the model file whose exponential learning-rate schedule decays by `gamma` (dataset paths kept)."""
-    from nnc_plugin.project import load_project
+    from nnc_plugin.model.project import load_project
     from google.protobuf import text_format
     proto = load_project(model_file).proto
     for optimizer in proto.optimizer:

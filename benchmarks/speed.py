@@ -69,7 +69,8 @@ def child(args):
     sys.path.insert(0, ROOT)
     import numpy as np
     from nnc_plugin.log import quiet_nnabla
-    from nnc_plugin.pipeline import ScoreOptions, score
+    from nnc_plugin.options import ScoreOptions
+    from nnc_plugin.pipeline import score
     quiet_nnabla()
     folder = os.path.join(OUT, f"run_{args.project}_{args.size}_{args.mode}")
     sample = sample_folder(args.project)
@@ -92,18 +93,13 @@ def reference_timing(options, run, steps, np):
     """Seconds per traced epoch of each way to do one scoring step, timed on the last `steps` traced
     steps (same minibatches, same direction) and scaled to all traced steps."""
     from step_costs import hessian_only
-    from nnc_plugin.cache import TrialCache
-    from nnc_plugin.dataset import read_dataset
-    from nnc_plugin.influence import BatchedDirectional, PerSampleDirectional, validation_gradient
-    from nnc_plugin.network import Model
-    from nnc_plugin.project import load_project
-    from nnc_plugin.trainer import Schedule
+    from nnc_plugin.data.dataset import read_dataset
+    from nnc_plugin.scores.influence import BatchedDirectional, PerSampleDirectional, validation_gradient
+    from nnc_plugin.model.project import load_project
     project = load_project(options.model)
     data = read_dataset(options.input_train)
-    model = Model(project, seed=options.seed)
-    cache = TrialCache(os.path.join(options.cache_dir, "trial_0"))
-    model.load_parameters(cache.final_parameters)
-    schedule = Schedule.load(cache.schedule)
+    model = run.trials[0].model  # at the final parameters
+    schedule = run.trials[0].record.schedule
     u, _ = validation_gradient(model, read_dataset(options.input_val), project.batch_size)
 
     ways = {"batched": BatchedDirectional(model, batch_size=project.batch_size),

@@ -48,7 +48,7 @@ def hessian_only(model, size, fast_rules=True):
     alone, nothing else (the part of every scoring step that any implementation of the method pays)."""
     import nnabla as nn
     import nnabla.functions as F
-    from nnc_plugin.fast_rules import faster_double_backward
+    from nnc_plugin.model.fast_rules import faster_double_backward
     parameters = list(model.parameters.values())
     loss = model.loss_graph(size, train=False)
     with faster_double_backward(fast_rules):
@@ -74,10 +74,10 @@ def main():
     args = parser.parse_args()
 
     from nnc_plugin.log import quiet_nnabla  # first: quiets nnabla's start-up chatter
-    from nnc_plugin.dataset import read_dataset
-    from nnc_plugin.influence import BatchedDirectional, PerSampleDirectional
-    from nnc_plugin.network import Model
-    from nnc_plugin.project import load_project
+    from nnc_plugin.data.dataset import read_dataset
+    from nnc_plugin.scores.influence import BatchedDirectional, PerSampleDirectional
+    from nnc_plugin.model.network import Model
+    from nnc_plugin.model.project import load_project
     quiet_nnabla()
 
     folder = os.path.join(ROOT, "sample_projects", args.project)

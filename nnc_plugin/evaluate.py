@@ -13,50 +13,25 @@ Written to the output folder:
 """
 import os
 import shutil
-from dataclasses import dataclass, field
-from typing import List, Optional
+from dataclasses import replace
 
 import numpy as np
 
-from .cache import TrialCache
-from .cleanse import Amount
-from .dataset import read_dataset
+from .data.checks import check_dataset
+from .data.dataset import read_dataset
 from .errors import UserError
+from .files import write_atomically
 from .log import info
-from .network import Model
-from .output import write_atomically, write_csv_atomically
-from .pipeline import ScoreOptions, check_dataset, score
-from .project import load_project
-from .rankings import DEFAULT_RANKING, RANKINGS
-from .trainer import train
+from .model.network import Model
+from .model.project import load_project
+from .options import ScoreOptions
+from .outputs.cleanse import Amount
+from .outputs.output import harmful_order, write_csv_atomically
+from .pipeline import score
+from .training.trainer import TrainingPlan, train
 
 RANDOM = "random"
 NONE = "none"
-
-
-@dataclass
-class EvaluateOptions:
-    """What `nnc-cleanse evaluate` does."""
-    model: str
-    input_train: str
-    input_test: str
-    input_val: Optional[str] = None
-    output_dir: str = "evaluation"
-    remove: List[str] = field(default_factory=lambda: ["1%", "2.5%", "5%", "10%"])
-    rankings: List[str] = field(default_factory=lambda: [DEFAULT_RANKING, "sgd-influence"])
-    seeds: int = 3
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    mode: str = "final"
-    n_trials: int = 1
-    context: str = "cpu"
-
-    def validate(self):
-        for ranking in self.rankings:
-            if ranking not in RANKINGS:
-                raise UserError(f"--rankings takes {', '.join(RANKINGS)} (random is always included), not '{ranking}'.")
-        if self.seeds < 1:
-            raise UserError(f"--seeds must be 1 or more, not {self.seeds}.")
 
 
 def parse_counts(values, n_rows):
@@ -85,12 +60,10 @@ def test_metrics(model, dataset, batch_size=64):
     return accuracy, float(np.mean(np.concatenate(losses)))
 
 
-def retrain_and_test(project, train_data, test_data, keep, seed, epochs, batch_size, shuffle, context, workdir):
-    """Train from scratch on the rows `keep`; return (test accuracy, test loss)."""
-    model = Model(project, seed=seed, context=context)
-    cache = TrialCache(os.path.join(workdir, "retrain"))
-    cache.start()
-    train(model, train_data.subset(keep), cache, epochs, batch_size, seed, shuffle=shuffle)
+def retrain_and_test(project, train_data, test_data, plan, context="cpu"):
+    """Train from scratch on `train_data` as `plan` says; return (test accuracy, test loss)."""
+    model = Model(project, seed=plan.seed, context=context)
+    train(model, train_data, plan)
     return test_metrics(model, test_data)
 
 
@@ -137,7 +110,20 @@ def plot(summary, path, title):
 
 
 def evaluate(options):
-    """Run the remove-and-retrain comparison; return the summary rows (files are written to output_dir)."""
+    """Run the remove-and-retrain comparison; return the summary rows (files are written to output_dir).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from nnc_plugin.evaluate import evaluate
+    >>> from nnc_plugin.options import EvaluateOptions
+    >>> rows = evaluate(EvaluateOptions(model="sample_projects/digits/digits_mlp.nntxt",
+    ...                                 input_train="sample_projects/digits/data/train_noisy_s0.csv",
+    ...                                 input_test="sample_projects/digits/data/test.csv", remove=["10%"],
+    ...                                 rankings=["loss-history"], seeds=1, epochs=2, output_dir=tempfile.mkdtemp()))
+    >>> [(row["k"], row["ranking"]) for row in rows]  # rows removed, and by what
+    [(0, 'none'), (100, 'loss-history'), (100, 'random')]
+    """
     options.validate()
     project = load_project(options.model, context=options.context)
     normalize = project.train_dataset.normalize if project.train_dataset else True
@@ -148,9 +134,9 @@ def evaluate(options):
     if os.path.abspath(options.input_test) == os.path.abspath(options.input_train):
         raise UserError("The test CSV is the training CSV; evaluate on rows that took no part in training or scoring.")
     counts = parse_counts(options.remove, len(train_data))
-    epochs = options.epochs or project.max_epoch
-    batch_size = options.batch_size or project.batch_size
-    shuffle = project.train_dataset.shuffle if project.train_dataset else True
+    base_plan = TrainingPlan(epochs=options.epochs or project.max_epoch,
+                             batch_size=options.batch_size or project.batch_size, seed=0,
+                             shuffle=project.train_dataset.shuffle if project.train_dataset else True)
     os.makedirs(options.output_dir, exist_ok=True)
     workdir = os.path.join(options.output_dir, "work")
 
@@ -162,7 +148,7 @@ def evaluate(options):
                                  mode=options.mode, n_trials=options.n_trials, epochs=options.epochs,
                                  batch_size=options.batch_size, context=options.context,
                                  cache_dir=os.path.join(workdir, f"cache_{ranking}")))
-        orders[ranking] = np.lexsort((np.arange(len(run.scores)), run.scores))  # most harmful first
+        orders[ranking] = harmful_order(run.scores)
 
     plan = [(0, NONE, seed) for seed in range(options.seeds)]
     plan += [(k, ranking, seed) for k in counts for ranking in options.rankings + [RANDOM] for seed in range(options.seeds)]
@@ -175,8 +161,8 @@ def evaluate(options):
         else:
             removed = orders[ranking][:k]
         keep = np.setdiff1d(np.arange(len(train_data)), removed)
-        accuracy, loss = retrain_and_test(project, train_data, test_data, keep, seed, epochs, batch_size, shuffle,
-                                          options.context, workdir)
+        accuracy, loss = retrain_and_test(project, train_data.subset(keep), test_data,
+                                          replace(base_plan, seed=seed), options.context)
         results.append({"k": k, "ranking": ranking, "seed": seed, "removed": len(removed),
                         "test_accuracy": accuracy, "test_loss": loss})
         info(f"Evaluate {number}/{len(plan)}: removed {k} rows by {ranking}, seed {seed}: "

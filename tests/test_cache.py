@@ -5,24 +5,55 @@ import os
 import numpy as np
 import pytest
 
-from nnc_plugin.cache import FORMAT_VERSION, TrialCache, cache_folder, check_cache_folder, trial_key
+from helpers import softmax_regression_project, subset_csv
+from nnc_plugin.data.dataset import read_dataset
 from nnc_plugin.errors import UserError
+from nnc_plugin.model.network import Model
+from nnc_plugin.model.project import load_project
+from nnc_plugin.training.cache import FORMAT_VERSION, TrialCache, cache_folder, check_cache_folder, trial_key
+from nnc_plugin.training.trainer import TrainingPlan, train
 
 SETTINGS = {"epochs": 2, "batch_size": 32}
 
 
-def _finished(folder, key):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sample_data):
+    """A real (tiny) training run: softmax regression on 16 digits, one epoch."""
+    folder = tmp_path_factory.mktemp("trained")
+    data = read_dataset(subset_csv(os.path.join(sample_data, "digits", "data", "train.csv"), folder / "train.csv", 16))
+    project = load_project(softmax_regression_project(str(folder), solver="Adam", lr=0.01))
+    model = Model(project, seed=0)
+    return project, model, train(model, data, TrainingPlan(epochs=1, batch_size=8, seed=0))
+
+
+def _finished(folder, key, trained):
+    _, model, record = trained
     cache = TrialCache(str(folder))
     cache.start()
-    with open(cache.final_parameters, "wb") as f:
-        f.write(b"parameters")
-    cache.finish(key, {"final_loss": 0.5})
+    cache.save_training(model, record, key, {"seed": 0})
     return cache
 
 
-def test_a_finished_cache_is_reused_only_for_the_same_inputs(tmp_path):
+def test_saved_training_loads_back_the_same(tmp_path, trained):
+    project, model, record = trained
     key = trial_key(b"model", np.arange(3), 0, SETTINGS)
-    cache = _finished(tmp_path / "trial_0", key)
+    cache = _finished(tmp_path / "trial_0", key, trained)
+    fresh = Model(project, seed=1)
+    loaded = cache.load_training(fresh)
+    for name, values in model.parameter_arrays().items():
+        np.testing.assert_array_equal(fresh.parameter_arrays()[name], values)
+    np.testing.assert_array_equal(loaded.schedule.indices, record.schedule.indices)
+    np.testing.assert_array_equal(loaded.schedule.learning_rates, record.schedule.learning_rates)
+    np.testing.assert_array_equal(loaded.loss_history, record.loss_history)
+    assert loaded.final_loss == record.final_loss and loaded.epoch_seconds == record.epoch_seconds
+    assert sorted(loaded.final_factors) == sorted(record.final_factors)  # Adam: the step factors at the end
+    for name, values in record.final_factors.items():
+        np.testing.assert_array_equal(loaded.final_factors[name], values)
+
+
+def test_a_finished_cache_is_reused_only_for_the_same_inputs(tmp_path, trained):
+    key = trial_key(b"model", np.arange(3), 0, SETTINGS)
+    cache = _finished(tmp_path / "trial_0", key, trained)
     assert cache.reusable(key) == (True, "")
     assert cache.reusable(trial_key(b"other model", np.arange(3), 0, SETTINGS)) == (False, "the model changed")
     assert cache.reusable(trial_key(b"model", np.arange(4), 0, SETTINGS)) == (False, "the training data changed")
@@ -33,29 +64,30 @@ def test_a_finished_cache_is_reused_only_for_the_same_inputs(tmp_path):
     assert both == "the model changed and the training data changed"
 
 
-def test_an_unfinished_or_damaged_cache_is_not_reused(tmp_path):
+def test_an_unfinished_or_damaged_cache_is_not_reused(tmp_path, trained):
     key = trial_key(b"model", b"data", 0, SETTINGS)
     cache = TrialCache(str(tmp_path / "trial_0"))
     assert cache.reusable(key) == (False, "")  # nothing there: nothing to say
-    cache.start()
-    with open(cache.final_parameters, "wb") as f:
-        f.write(b"half")
+    _finished(cache.folder, key, trained)
+    os.remove(cache.manifest_path)  # as if the run had stopped before its last write
     assert cache.reusable(key) == (False, "the training cached there did not finish")
     cache.finish(key, {})
-    os.remove(cache.final_parameters)
+    os.remove(os.path.join(cache.folder, "final.h5"))
     assert cache.reusable(key) == (False, "its file final.h5 is missing")
     with open(cache.manifest_path, "w") as f:
         json.dump({"format": FORMAT_VERSION - 1, "fingerprint": "x"}, f)
     assert cache.reusable(key) == (False, "it was written by another version of nnc-cleanse")
 
 
-def test_the_manifest_is_written_last_and_whole(tmp_path):
+def test_the_manifest_is_written_last_and_whole(tmp_path, trained):
     key = trial_key(b"model", b"data", 0, SETTINGS)
-    cache = _finished(tmp_path / "trial_0", key)
-    assert sorted(os.listdir(cache.folder)) == ["final.h5", "manifest.json", "steps"]
+    cache = _finished(tmp_path / "trial_0", key, trained)
+    stored = ["final.h5", "final_factors.npz", "loss_history.npy", "schedule.npz", "untrained.npz"]
+    assert sorted(os.listdir(cache.folder)) == sorted(stored + ["manifest.json", "steps"])
     with open(cache.manifest_path) as f:
         manifest = json.load(f)
-    assert manifest["files"] == ["final.h5"] and manifest["inputs"] == key and manifest["final_loss"] == 0.5
+    assert manifest["files"] == stored and manifest["inputs"] == key
+    assert manifest["final_loss"] == trained[2].final_loss and manifest["seed"] == 0
 
 
 def test_a_folder_holding_other_files_is_never_emptied(tmp_path):
@@ -70,13 +102,13 @@ def test_a_folder_holding_other_files_is_never_emptied(tmp_path):
     assert (folder / "thesis.docx").read_text() == "years of work"
 
 
-def test_an_unfinished_run_is_discarded_and_a_finished_one_kept(tmp_path):
+def test_an_unfinished_run_is_discarded_and_a_finished_one_kept(tmp_path, trained):
     key = trial_key(b"model", b"data", 0, SETTINGS)
     unfinished = TrialCache(str(tmp_path / "trial_0"))
     unfinished.start()
     unfinished.discard()
     assert not os.path.exists(unfinished.folder)
-    finished = _finished(tmp_path / "trial_1", key)
+    finished = _finished(tmp_path / "trial_1", key, trained)
     finished.discard()
     assert finished.reusable(key) == (True, "")
 

@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 from helpers import read_csv
-from nnc_plugin.dataset import read_dataset
+from nnc_plugin.data.dataset import read_dataset
 
 
 def test_images_stay_compact_and_batches_are_normalised(digits):

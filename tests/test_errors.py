@@ -17,7 +17,7 @@ import pytest
 
 from helpers import binary_logistic_project, layer_after_tanh, read_csv, subset_csv, variant
 from nnc_plugin.errors import UserError
-from nnc_plugin.project import load_project
+from nnc_plugin.model.project import load_project
 
 
 SGD_INFLUENCE = ("-r", "sgd-influence")

@@ -5,7 +5,7 @@ import pytest
 import nnabla as nn
 import nnabla.functions as F
 import nnabla.parametric_functions as PF
-from nnc_plugin.fast_rules import faster_double_backward
+from nnc_plugin.model.fast_rules import faster_double_backward
 
 
 def _double_backward(fast, pool_kernel, pool_stride, relu_first, seed=0):

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnc_plugin.dataset import read_dataset
+from nnc_plugin.data.dataset import read_dataset
 from nnc_plugin.errors import UserError
-from nnc_plugin.project import load_project
+from nnc_plugin.model.project import load_project
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

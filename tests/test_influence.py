@@ -1,58 +1,25 @@
 """SGD-influence against an independent computation, and the fast path against the reference path.
 
 The independent computation uses only numpy and PIL: softmax regression has closed-form
-per-sample gradients and Hessians, so the recursion of design.md section 2 can be run with
+per-sample gradients and Hessians, so the recursion in docs/influence.md can be run with
 explicit matrices and compared with what the plugin wrote.
 """
 import numpy as np
 import pytest
-from PIL import Image
 
-import nnabla as nn
 from helpers import read_csv, softmax_regression_project, subset_csv
-from nnc_plugin.cache import TrialCache
-from nnc_plugin.dataset import read_dataset
-from nnc_plugin.influence import BatchedDirectional, PerSampleDirectional, sgd_influence, validation_gradient
-from nnc_plugin.network import Model
-from nnc_plugin.pipeline import ScoreOptions, score
-from nnc_plugin.project import load_project
-from nnc_plugin.trainer import Schedule
-
-
-def load_numpy(csv_path):
-    """x with a bias column appended (n, 65) and integer labels, read with PIL only."""
-    rows = read_csv(csv_path)[1:]
-    x = np.stack([np.asarray(Image.open(r[0]), dtype=np.float64).ravel() / 255.0 for r in rows])
-    return np.hstack([x, np.ones((len(x), 1))]), np.array([int(r[1]) for r in rows])
-
-
-def read_h5(path):
-    scope = {}
-    with nn.parameter_scope("", scope):
-        nn.load_parameters(path)
-        params = nn.get_parameters(grad_only=False)
-    # theta as a (65, 10) matrix: weight rows, then the bias row
-    return np.vstack([params["Affine/affine/W"].d, params["Affine/affine/b"].d[None, :]]).astype(np.float64)
-
-
-def softmax(z):
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
-def gradient(theta, x, y):
-    p = softmax(x @ theta)
-    p[y] -= 1.0
-    return np.outer(x, p).ravel()
-
-
-def hessian(theta, x):
-    p = softmax(x @ theta)
-    return np.kron(np.outer(x, x), np.diag(p) - np.outer(p, p))
+from nnc_plugin.data.dataset import read_dataset
+from nnc_plugin.scores.influence import BatchedDirectional, PerSampleDirectional, sgd_influence, validation_gradient
+from nnc_plugin.model.network import Model
+from nnc_plugin.options import ScoreOptions
+from nnc_plugin.pipeline import score
+from nnc_plugin.model.project import load_project
+from nnc_plugin.training.trainer import Schedule
+from oracle import gradient, hessian, load_numpy, theta_of
 
 
 def numpy_influence(theta_at, schedule, x_train, y_train, x_val, y_val, weight_decay):
-    """design.md section 2, with explicit per-sample gradients and Hessians; theta_at(t) gives theta_t."""
+    """The recursion in docs/influence.md, with explicit per-sample gradients and Hessians; theta_at(t) gives theta_t."""
     final = theta_at(None)
     u = np.mean([gradient(final, x, y) for x, y in zip(x_val, y_val)], axis=0)
     influence = np.zeros(len(x_train))
@@ -76,11 +43,16 @@ def test_scores_equal_explicit_formula(tmp_path, digits, mode, weight_decay):
     run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv), output=str(output),
                              ranking="sgd-influence", mode=mode, trace_epochs=2, seed=3))
 
-    cache = TrialCache(run.summary["cache_dir"] + "/trial_0")
-    schedule = Schedule.load(cache.schedule)
+    trial = run.trials[0]
+    schedule = trial.record.schedule
     assert len(schedule) == 2 * 5  # two traced epochs of 40/8 steps
-    final = read_h5(cache.final_parameters)
-    theta_at = (lambda t: final) if mode == "final" else (lambda t: final if t is None else read_h5(cache.step_parameters(t)))
+    final = theta_of(trial.model)
+
+    def theta_at(t):
+        if mode == "final" or t is None:
+            return final
+        trial.cache.load_step_parameters(t, trial.model)  # the parameters cached before step t
+        return theta_of(trial.model)
     x_train, y_train = load_numpy(train_csv)
     x_val, y_val = load_numpy(val_csv)
     expected = numpy_influence(theta_at, schedule, x_train, y_train, x_val, y_val, weight_decay)

@@ -5,8 +5,8 @@ import signal
 import numpy as np
 import pytest
 
-from nnc_plugin.dataset import Dataset
-from nnc_plugin.output import interrupts_held, relocate_path, write_atomically, write_scored_csv
+from nnc_plugin.data.dataset import Dataset
+from nnc_plugin.outputs.output import interrupts_held, relocate_path, write_atomically, write_scored_csv
 
 
 def test_relocated_paths_resolve_from_the_new_folder(tmp_path):

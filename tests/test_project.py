@@ -5,7 +5,7 @@ import pytest
 
 from helpers import layer_after_tanh, variant
 from nnc_plugin.errors import UserError
-from nnc_plugin.project import load_project
+from nnc_plugin.model.project import load_project
 
 
 def test_nntxt_gives_training_configuration(mnist):
@@ -30,7 +30,7 @@ def _nnp(tmp_path, nntxt, with_parameters=False):
         archive.writestr("nnp_version.txt", "0.1\n")
         archive.write(nntxt, "network.nntxt")
         if with_parameters:
-            from nnc_plugin.network import Model
+            from nnc_plugin.model.network import Model
             model = Model(load_project(nntxt), seed=0)
             model.save_parameters(str(tmp_path / "parameter.h5"))
             archive.write(tmp_path / "parameter.h5", "parameter.h5")

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from helpers import read_csv, softmax_regression_project, subset_csv
-from nnc_plugin.pipeline import ScoreOptions, score
-from test_influence import gradient, load_numpy, read_h5, softmax
+from nnc_plugin.options import ScoreOptions
+from nnc_plugin.pipeline import score
+from oracle import gradient, load_numpy, softmax, theta_of
 
 
 def _small(tmp_path, digits, **kwargs):
@@ -23,7 +24,7 @@ def test_loss_and_self_influence_equal_explicit_formulas(tmp_path, digits):
     model, train_csv, val_csv = _small(tmp_path, digits)
     x, y = load_numpy(train_csv)
     loss_run = _run(model, train_csv, val_csv, tmp_path / "loss.csv", "loss")
-    theta = read_h5(loss_run.summary["cache_dir"] + "/trial_0/final.h5")
+    theta = theta_of(loss_run.trials[0].model)
     expected_loss = np.array([-np.log(softmax(xi @ theta)[yi]) for xi, yi in zip(x, y)])
     np.testing.assert_allclose(loss_run.scores, -expected_loss, rtol=1e-4, atol=1e-6)
 
@@ -41,8 +42,8 @@ def test_loss_history_is_the_loss_seen_in_training(tmp_path, digits):
     assert run.summary["ranking"] == "loss-history"
     x, y = load_numpy(train_csv)
     import nnabla as nn
-    from nnc_plugin.network import Model
-    from nnc_plugin.project import load_project
+    from nnc_plugin.model.network import Model
+    from nnc_plugin.model.project import load_project
     initial = Model(load_project(model), seed=0)
     theta0 = np.vstack([initial.parameters["Affine/affine/W"].d, initial.parameters["Affine/affine/b"].d[None, :]])
     expected = np.array([-np.log(softmax(xi @ theta0)[yi]) for xi, yi in zip(x, y)])

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import read_csv
-from nnc_plugin.report import thumbnail
+from nnc_plugin.outputs.report import thumbnail
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -109,7 +109,7 @@ def test_report_errors_are_one_sentence(tmp_path, scored_digits, cli):
 
 
 def test_tabular_data_shows_values_instead_of_thumbnails(tmp_path):
-    from nnc_plugin.report import write_report
+    from nnc_plugin.outputs.report import write_report
     scored = tmp_path / "influence.csv"
     rows = [f"{i / 10:.1f},{(i * 7) % 5 / 10:.1f},{i % 2},{(i - 6) / 1000:.4f},{i}" for i in range(12)]
     scored.write_text("x__0:width,x__1:height,y:label,influence,datasource_index\n" + "\n".join(rows) + "\n",

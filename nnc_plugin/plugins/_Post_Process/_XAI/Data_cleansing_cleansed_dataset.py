@@ -47,14 +47,14 @@ def import_package():
 
 
 def build_parser():
-    from nnc_plugin import cli
+    from nnc_plugin.options import CleanseOptions, add_arguments
     parser = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter)
-    cli.add_cleanse_arguments(parser, remove_default=DEFAULT_REMOVE)
+    add_arguments(parser, CleanseOptions, defaults={"remove": DEFAULT_REMOVE})
     return parser
 
 
 def run(args):
-    from nnc_plugin.cleanse import cleanse
+    from nnc_plugin.outputs.cleanse import cleanse
     from nnc_plugin.log import info
 
     remove = args.remove

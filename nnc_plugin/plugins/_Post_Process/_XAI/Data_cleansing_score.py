@@ -50,28 +50,28 @@ def import_package():
 
 
 def build_parser():
-    from nnc_plugin import cli
-    from nnc_plugin.rankings import DEFAULT_RANKING, RANKINGS
-    description = DESCRIPTION.format(rankings=", ".join(RANKINGS), default=DEFAULT_RANKING)
+    from nnc_plugin.options import ScoreOptions, add_arguments
+    from nnc_plugin.scores import DEFAULT_RANKING, names
+    description = DESCRIPTION.format(rankings=", ".join(names()), default=DEFAULT_RANKING)
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawTextHelpFormatter)
-    cli.add_score_arguments(parser, hide_advanced=True)
+    add_arguments(parser, ScoreOptions, hide_advanced=True)
     parser.add_argument("-rp", "--report", default="influence_report.html",
                         help="path to output html report file (html) default=influence_report.html")
     return parser
 
 
 def run(args):
-    from nnc_plugin.cli import score_options_from
     from nnc_plugin.log import info
-    from nnc_plugin.output import check_writable
+    from nnc_plugin.options import ScoreOptions, from_args
+    from nnc_plugin.outputs.output import check_writable
+    from nnc_plugin.outputs.report import write_report
     from nnc_plugin.pipeline import score
-    from nnc_plugin.report import write_report
 
     if args.context == "cudnn":  # reproducible GPU runs, as NNC's own SGD influence plugin sets
         os.environ.setdefault("NNABLA_CUDNN_DETERMINISTIC", "1")
         os.environ.setdefault("NNABLA_CUDNN_ALGORITHM_BY_HEURISTIC", "1")
     check_writable(args.report, inputs=(args.model, args.input_train, args.input_val, args.output))
-    score(score_options_from(args))
+    score(from_args(ScoreOptions, args))
     write_report(args.output, args.report)
     info(f"Data cleansing scores completed successfully. Open {args.output} to see the most harmful samples "
          f"first, or {args.report} in a web browser.")

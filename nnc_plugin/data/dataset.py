@@ -15,11 +15,22 @@ from typing import Dict, List
 
 import numpy as np
 
-from .errors import UserError, first_line
-from .log import Progress
+from ..errors import UserError, first_line
+from ..log import Progress
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm")
 FILE_EXTENSIONS = IMAGE_EXTENSIONS + (".npy", ".csv", ".wav")
+
+
+def variable_name(header_cell):
+    """The variable a header cell feeds: `x__0:image` -> `x`, `y:label` -> `y`."""
+    return header_cell.split(":", 1)[0].split("__", 1)[0].strip()
+
+
+def display_name(header_cell):
+    """How a column is shown to a user: `y:label` -> `label`; `y` -> `y`."""
+    name, _, label = header_cell.partition(":")
+    return (label or name).strip()
 
 
 @dataclass
@@ -51,6 +62,10 @@ class Dataset:
         return Dataset(path=self.path, header=list(self.header), rows=[self.rows[i] for i in indices],
                        newline=self.newline, arrays={k: v[indices] for k, v in self.arrays.items()},
                        pixel_scale=dict(self.pixel_scale), normalize=self.normalize)
+
+    def column_of(self, name):
+        """The position in the header of the first column that feeds the variable `name`."""
+        return next(i for i, cell in enumerate(self.header) if variable_name(cell) == name)
 
     def sample_shape(self, name):
         return self.arrays[name].shape[1:]
@@ -100,7 +115,7 @@ def read_table(path):
 
 def _check_header(path, header):
     for position, cell in enumerate(header, start=1):
-        name = cell.split(":", 1)[0].split("__", 1)[0].strip()
+        name = variable_name(cell)
         if not name:
             raise UserError(f"Column {position} of the header of {path} has no variable name ('{cell}'); "
                             "use NNC's form name:label, for example x:image or y:label.")
@@ -184,7 +199,7 @@ def _check_finite(path, header, rows, arrays):
         bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
         if bad.size:
             row = int(bad[0])
-            columns = [i for i, c in enumerate(header) if c.split(":", 1)[0].split("__", 1)[0].strip() == name]
+            columns = [i for i, c in enumerate(header) if variable_name(c) == name]
             element = int(np.flatnonzero(~np.isfinite(flat[row]))[0])
             position = columns[element] if len(columns) == flat.shape[1] else (columns[0] if columns else None)
             column = header[position] if position is not None else name
@@ -222,17 +237,16 @@ def read_dataset(path, normalize=True, title=None):
         source = CsvDataSource(path, shuffle=False, normalize=False)
     except Exception as error:
         raise UserError(f"nnabla could not read the dataset CSV {path} ({error}); check its header and rows.")
-    names = list(source.variables)
     image_names = set()
     first = rows[0]
     for cell, column in zip(first, header):
         if column.startswith("#"):
             continue
         if os.path.splitext(cell)[1].lower() in IMAGE_EXTENSIONS:
-            image_names.add(column.split(":", 1)[0].split("__", 1)[0])
+            image_names.add(variable_name(column))
 
     try:
-        arrays, pixel_scale = _decode(path, header, rows, source, names, image_names, title)
+        arrays, pixel_scale = _decode(path, header, rows, source, image_names, title)
     finally:
         source.close()  # nnabla keeps every data source alive (an atexit hook) until it is closed
     _check_finite(path, header, rows, arrays)
@@ -240,8 +254,9 @@ def read_dataset(path, normalize=True, title=None):
                    pixel_scale=pixel_scale, normalize=normalize)
 
 
-def _decode(path, header, rows, source, names, image_names, title):
+def _decode(path, header, rows, source, image_names, title):
     """Decode every row with nnabla's data source into one preallocated array per variable."""
+    names = list(source.variables)
     arrays, pixel_scale = {}, {}
     with Progress(title or f"Reading {os.path.basename(path)}", len(rows)) as progress:
         for position, row in enumerate(rows):

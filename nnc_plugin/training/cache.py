@@ -24,8 +24,8 @@ import shutil
 
 import numpy as np
 
-from .errors import UserError
-from .output import can_create_in, existing_ancestor
+from ..errors import UserError
+from ..files import can_create_in, existing_ancestor
 
 FORMAT_VERSION = 3
 # What a trial folder may hold; anything else means the folder is not ours to delete.
@@ -120,7 +120,7 @@ def cache_folder(root):
 
 
 class TrialCache:
-    """Paths and bookkeeping of one trial's cache folder."""
+    """One trial's cache folder: the only code that names, writes and reads its files."""
 
     def __init__(self, folder):
         self.folder = folder
@@ -129,33 +129,49 @@ class TrialCache:
     def manifest_path(self):
         return os.path.join(self.folder, "manifest.json")
 
-    @property
-    def final_parameters(self):
-        return os.path.join(self.folder, "final.h5")
+    def _path(self, name):
+        return os.path.join(self.folder, name)
 
-    @property
-    def schedule(self):
-        return os.path.join(self.folder, "schedule.npz")
+    def _step_path(self, kind, t):
+        return os.path.join(self.folder, "steps", f"{kind}_{t:06d}" + (".h5" if kind == "params" else ".npz"))
 
-    @property
-    def final_factors(self):
-        return os.path.join(self.folder, "final_factors.npz")
+    # What training writes and scoring reads -------------------------------------------
+    def save_training(self, model, record, key, details):
+        """Store a finished training run (the model's final parameters and its `record`), manifest last."""
+        model.save_parameters(self._path("final.h5"))
+        record.schedule.save(self._path("schedule.npz"))
+        np.save(self._path("loss_history.npy"), record.loss_history)
+        save_arrays(self._path("untrained.npz"), record.untrained)
+        if record.final_factors is not None:
+            save_arrays(self._path("final_factors.npz"), record.final_factors)
+        self.finish(key, dict(details, epoch_seconds=record.epoch_seconds, final_loss=record.final_loss))
 
-    @property
-    def untrained(self):
-        """{parameter: flat indices} of the values no traced step's gradient reached (see step_size.py)."""
-        return os.path.join(self.folder, "untrained.npz")
+    def load_training(self, model):
+        """Put the cached final parameters into `model`; return the cached `TrainingRecord`."""
+        from .trainer import Schedule, TrainingRecord  # the trainer's types; it writes nothing itself
 
-    @property
-    def loss_history(self):
-        """Each sample's training loss averaged over the second half of the epochs (float32, one per row)."""
-        return os.path.join(self.folder, "loss_history.npy")
+        manifest = self.read_manifest()
+        record = TrainingRecord(Schedule.load(self._path("schedule.npz")), manifest["epoch_seconds"],
+                                manifest["final_loss"], loss_history=np.load(self._path("loss_history.npy")),
+                                untrained=load_arrays(self._path("untrained.npz")))
+        if os.path.isfile(self._path("final_factors.npz")):
+            record.final_factors = load_arrays(self._path("final_factors.npz"))
+        model.load_parameters(self._path("final.h5"))
+        return record
 
-    def step_parameters(self, t):
-        return os.path.join(self.folder, "steps", f"params_{t:06d}.h5")
+    def save_step_parameters(self, t, model):
+        """--mode all: the parameters before traced step t."""
+        model.save_parameters(self._step_path("params", t))
+
+    def load_step_parameters(self, t, model):
+        model.load_parameters(self._step_path("params", t))
+
+    def save_step_factors(self, t, factors):
+        """--mode all with an adaptive solver: the step factors of traced step t ({parameter: array})."""
+        save_arrays(self._step_path("factors", t), factors)
 
     def step_factors(self, t):
-        return os.path.join(self.folder, "steps", f"factors_{t:06d}.npz")
+        return load_arrays(self._step_path("factors", t))
 
     def read_manifest(self):
         try:
@@ -186,10 +202,6 @@ class TrialCache:
         if missing:
             return False, f"its file {missing[0]} is missing"
         return True, ""
-
-    def matches(self, key):
-        """True when the folder holds a finished run made from the inputs summarised by `key`."""
-        return self.reusable(key)[0]
 
     def foreign_entries(self):
         """Names in the folder that a trial cache never holds (a sign the folder is not ours)."""

@@ -9,18 +9,18 @@ import base64
 import datetime
 import html
 import io
-import json
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
-from . import __version__ as VERSION
-from .cleanse import harmful_order, read_scored_csv
-from .dataset import IMAGE_EXTENSIONS
-from .errors import UserError
-from .log import info
-from .output import check_writable, write_atomically
+from .. import __version__ as VERSION
+from .cleanse import read_scored_csv
+from ..data.dataset import IMAGE_EXTENSIONS, display_name
+from ..errors import UserError
+from ..scores import report_text
+from ..log import info
+from ..files import write_atomically
+from .output import check_writable, harmful_order, read_summary, summary_path
 
 DEFAULT_TOP = 24
 THUMBNAIL_PIXELS = 160  # larger images are shrunk to this size before they are embedded
@@ -71,12 +71,6 @@ def _array_image(array):
     return Image.fromarray(np.nan_to_num(scaled).astype(np.uint8))
 
 
-def _display_name(header_cell):
-    """`y:label` -> `label`; `y` -> `y`."""
-    name, _, label = header_cell.partition(":")
-    return (label or name).strip()
-
-
 def _image_column(table):
     """The position of the first data column whose first cell names an image or .npy file, or None."""
     for position, cell in enumerate(table.rows[0]):
@@ -104,7 +98,7 @@ def _card(table, position, rank, image_at, kind):
     labels = []
     for at, (column, cell) in enumerate(zip(table.header, table.rows[position])):
         if at != image_at:
-            labels.append(f'<span class="label">{html.escape(_display_name(column))} <b>{html.escape(cell)}</b></span>')
+            labels.append(f'<span class="label">{html.escape(display_name(column))} <b>{html.escape(cell)}</b></span>')
     score = table.scores[position]
     return (f'<figure class="card {kind}"><span class="rank">#{rank}</span>{"".join(parts)}<figcaption>'
             f'{"".join(labels[:4])}'
@@ -198,15 +192,6 @@ def _summary_rows(summary):
     return "".join(rows)
 
 
-def _read_summary(scored_path):
-    try:
-        with open(scored_path + ".summary.json", encoding="utf-8") as f:
-            summary = json.load(f)
-        return summary if isinstance(summary, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 STYLE = """
 :root { --harmful: #c0392b; --helpful: #1f7a5a; --ink: #1d2330; --muted: #5b6475; --line: #dde1e8; }
 * { box-sizing: border-box; }
@@ -266,55 +251,14 @@ window.addEventListener("load", function () {
 """
 
 
-@dataclass
-class RankingText:
-    """How the report speaks of one ranking's scores (lower is always more harmful)."""
-    scored_by: str  # "...was scored by <scored_by>"
-    signed: bool  # True: the sign itself means harmful (< 0) or helpful (> 0)
-    low_title: str
-    low_note: str
-    high_title: str
-    high_note: str
-
-
-RANKING_TEXTS = {
-    "sgd-influence": RankingText(
-        "how much it changed the model's loss on the validation data (SGD influence)", True,
-        "Most harmful samples (lowest influence)",
-        "samples whose removal would lower the validation loss the most",
-        "Most helpful samples (highest influence)",
-        "samples that lowered the validation loss the most; keep these"),
-    "loss-history": RankingText(
-        "its training loss over the second half of training (the score is minus that loss)", False,
-        "Most suspicious samples (highest training loss)",
-        "samples the model kept failing on while it trained",
-        "Least suspicious samples (lowest training loss)",
-        "samples the model learned most easily"),
-    "loss": RankingText(
-        "its loss at the end of training (the score is minus that loss)", False,
-        "Most suspicious samples (highest final loss)",
-        "samples the trained model fits worst",
-        "Least suspicious samples (lowest final loss)",
-        "samples the trained model fits best"),
-    "self-influence": RankingText(
-        "how much its own training step lowered its own loss (self-influence; the score is minus that value)", False,
-        "Most suspicious samples (highest self-influence)",
-        "samples that pull the model hardest towards themselves",
-        "Least suspicious samples (lowest self-influence)",
-        "samples that move the model least"),
-}
-GENERIC_TEXT = RankingText("its score", False, "Lowest scores (most harmful first)", "samples with the lowest scores",
-                           "Highest scores", "samples with the highest scores")
-
-
 def render_report(table, summary, top=DEFAULT_TOP):
     """Return the report's HTML text for a scored table and its run summary (a dict, maybe empty).
 
     Without a summary the scores are taken for SGD influence, the only thing NNC's own plugin writes.
     """
     ranking = summary.get("ranking") or "sgd-influence"
-    text = RANKING_TEXTS.get(ranking, GENERIC_TEXT)
-    order = harmful_order(table)
+    text = report_text(ranking)
+    order = harmful_order(table.scores, table.indices)
     n = len(table)
     if text.signed:
         harmful = [p for p in order[:top] if table.scores[p] < 0]
@@ -403,8 +347,8 @@ def write_report(scored_csv, output, top=None):
     top = DEFAULT_TOP if top is None else int(top)
     if top < 1:
         raise UserError(f"--top must be 1 or more, not {top}.")
-    summary = _read_summary(os.path.abspath(scored_csv))
-    check_writable(output, inputs=(scored_csv, scored_csv + ".summary.json", summary.get("input_train")))
+    summary = read_summary(os.path.abspath(scored_csv))
+    check_writable(output, inputs=(scored_csv, summary_path(scored_csv), summary.get("input_train")))
     table = read_scored_csv(scored_csv)
     text = render_report(table, summary, top=top)
     write_atomically(output, text)

@@ -11,13 +11,13 @@ import io
 import json
 import os
 import signal
-import tempfile
 import threading
 
 import numpy as np
 
-from .dataset import FILE_EXTENSIONS
-from .errors import InterruptedAfterWriting, UserError
+from ..data.dataset import FILE_EXTENSIONS
+from ..errors import InterruptedAfterWriting, UserError
+from ..files import can_create_in, existing_ancestor, write_atomically, write_atomically_with
 
 SCORE_COLUMN = "influence"
 INDEX_COLUMN = "datasource_index"
@@ -48,47 +48,12 @@ def check_writable(path, inputs=()):
                         "choose a folder you can write to.")
 
 
-def existing_ancestor(path):
-    """`path` itself if it exists, else the nearest folder above it that does (where it would be made)."""
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return path
 
 
-def can_create_in(folder):
-    """True when a file can be created in `folder` (tried, not guessed: root ignores permission bits)."""
-    try:
-        with tempfile.TemporaryFile(dir=folder):  # unnamed on Linux; removed at once elsewhere
-            return True
-    except OSError:
-        return False
 
 
-def write_atomically(path, data):
-    """Write `data` (str or bytes) to `path` through a temporary file and a rename."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    write_atomically_with(path, lambda f: f.write(payload))
 
 
-def write_atomically_with(path, fill):
-    """Let `fill(binary_file)` write a temporary file beside `path`, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            fill(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(path):
-            os.chmod(temporary, os.stat(path).st_mode & 0o777)
-        else:
-            os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def write_csv_atomically(path, header, rows, newline="\n"):
@@ -129,10 +94,15 @@ def format_score(value):
     return f"{value:.9g}"
 
 
+def harmful_order(scores, indices=None):
+    """Positions of `scores`, most harmful (lowest score) first; ties by `indices` (default: position)."""
+    return np.lexsort((np.arange(len(scores)) if indices is None else indices, scores))
+
+
 def ranked_rows(dataset, scores, target_folder):
     """The rows of `dataset` with score and index appended, most harmful (lowest score) first (a generator)."""
     source_folder = os.path.dirname(dataset.path)
-    order = np.lexsort((np.arange(len(scores)), scores))  # by score, ties by row index
+    order = harmful_order(scores)
     for index in order:
         cells = [relocate_path(c, source_folder, target_folder) for c in dataset.rows[index]]
         yield cells + [format_score(scores[index]), str(int(index))]
@@ -163,6 +133,21 @@ def interrupts_held():
         signal.signal(signal.SIGINT, previous)
     if received:
         raise InterruptedAfterWriting
+
+
+def summary_path(scored_csv):
+    """The run summary written beside a scored CSV."""
+    return scored_csv + ".summary.json"
+
+
+def read_summary(scored_csv):
+    """The run summary beside a scored CSV as a dict ({} when there is none or it cannot be read)."""
+    try:
+        with open(summary_path(scored_csv), encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def write_summary(path, summary):

@@ -25,7 +25,7 @@ training gradient stays below UNREACHED_FRACTION of the network's is left out to
 """
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 SCALAR_SOLVERS = ("Sgd", "Momentum", "Nesterov", "SgdW")
 ADAPTIVE_SOLVERS = ("Adam", "AdamW", "AMSGRAD", "Adamax", "RMSprop", "Adagrad")

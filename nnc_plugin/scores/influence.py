@@ -10,22 +10,35 @@ u = grad of the validation loss at the end of training, going back over traced s
     u      <- u - (sum_{i in B_t} hess l_i(theta_t)) v / |B_t| - weight_decay * v
 
 infl_j < 0: leaving j out would have lowered the validation loss (harmful).
-`mode="final"` uses the final parameters for every theta_t; `mode="all"` loads the
-parameters cached before each step (the exact method).
+By default the final parameters stand in for every theta_t; the exact method loads the
+parameters cached before each step (`PropagationSettings.load_parameters_before_step`).
 
 Two interchangeable ways compute the inner products and the Hessian-vector product of a
 minibatch: `BatchedDirectional` (one double-backward through the whole minibatch: with
 per-sample weights c, s = v . grad(sum_j c_j l_j) gives ds/dc_j = v . grad l_j and
 ds/dtheta = H v), and `PerSampleDirectional` (one backward per sample, the slow reference).
 """
+from dataclasses import dataclass
+from typing import Callable, Optional
+
 import numpy as np
 import nnabla as nn
 import nnabla.functions as F
 
-from .fast_rules import faster_double_backward, skip_failing_relative_imports
-from .errors import UserError
-from .log import Progress
-from .network import padded
+from ..model.fast_rules import faster_double_backward, skip_failing_relative_imports
+from ..errors import UserError
+from ..log import Progress
+from ..model.network import padded
+
+
+@dataclass
+class PropagationSettings:
+    """How `sgd_influence` goes back through the traced steps (the defaults: storage-efficient, batched)."""
+    weight_decay: float = 0.0  # the coupled weight decay the solver applied
+    load_parameters_before_step: Optional[Callable[[int], None]] = None  # exact mode: put theta_t into the model
+    reference: bool = False  # the per-sample reference path instead of the batched one
+    title: str = "Scoring"
+    u_growth: float = 1.0  # set by sgd_influence: the largest |u_t| / |u_T| met going back
 
 
 class BatchedDirectional:
@@ -164,8 +177,7 @@ def validation_gradient(model, dataset, batch_size=64):
     return [p.g.copy() / n for p in parameters], loss_sum / n
 
 
-def sgd_influence(model, dataset, schedule, u, step_factors, weight_decay=0.0,
-                  parameters_before_step=None, reference=False, title="Scoring", diagnostics=None):
+def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
     """Return the SGD-influence of every sample of `dataset` (float64 array, one value per row).
 
     Parameters
@@ -178,29 +190,26 @@ def sgd_influence(model, dataset, schedule, u, step_factors, weight_decay=0.0,
         Gradient of the validation loss at the final parameters (`validation_gradient`).
     step_factors : callable t -> list
         The per-parameter factor c of step t (P_t = eta_t * c, scalars or arrays; see step_size).
-    weight_decay : float
-        The coupled weight decay the solver applied.
-    parameters_before_step : callable t -> path, or None
-        `mode="all"`: the parameter file of the parameters before step t. None: final parameters.
-    reference : bool
-        Use the per-sample reference path instead of the batched one.
-    diagnostics : dict or None
-        If given, receives `u_growth`: the largest |u_t| / |u_T| met going back. Far above 1, the
+    settings : PropagationSettings, optional
+        Weight decay, the exact mode's parameters, the reference path, the progress title; it
+        receives `u_growth`: the largest |u_t| / |u_T| met going back. Far above 1, the
         propagation is unstable (a learning rate above 2 / the largest Hessian eigenvalue, common at the
         end of deep-network training) and the earliest traced steps dominate the scores.
     """
+    settings = settings or PropagationSettings()
+    weight_decay, load_parameters_before_step = settings.weight_decay, settings.load_parameters_before_step
     largest = int(np.max(np.diff(schedule.offsets))) if len(schedule) else 1
-    directional = PerSampleDirectional(model) if reference else BatchedDirectional(model, batch_size=largest)
-    final = model.parameter_arrays() if parameters_before_step else None
+    directional = PerSampleDirectional(model) if settings.reference else BatchedDirectional(model, batch_size=largest)
+    final = model.parameter_arrays() if load_parameters_before_step else None
     influence = np.zeros(len(dataset), dtype=np.float64)
     u = [np.asarray(a, dtype=np.float32) for a in u]
     start_norm = _norm(u)
     growth = 1.0
-    with Progress(title, len(schedule)) as progress:
+    with Progress(settings.title, len(schedule)) as progress:
         for t in reversed(range(len(schedule))):
             indices, learning_rate = schedule.step(t)
-            if parameters_before_step:
-                model.load_parameters(parameters_before_step(t))
+            if load_parameters_before_step:
+                load_parameters_before_step(t)
             v = [(learning_rate * c * a).astype(np.float32) for c, a in zip(step_factors(t), u)]
             scores, hvp = directional(dataset, indices, v)
             np.add.at(influence, indices, scores / len(indices))
@@ -210,8 +219,7 @@ def sgd_influence(model, dataset, schedule, u, step_factors, weight_decay=0.0,
             progress.advance(1)
     if final is not None:
         model.set_parameter_arrays(final)
-    if diagnostics is not None:
-        diagnostics["u_growth"] = float(growth)
+    settings.u_growth = float(growth)
     return influence
 
 

@@ -7,7 +7,6 @@ so it still resolves from the output's folder. It can be used as it is as the Tr
 dataset of the same project (in Neural Network Console or with `nnabla_cli train`).
 Nothing is ever written over the scored CSV or the original training CSV.
 """
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -15,10 +14,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from .dataset import read_table
-from .errors import UserError
-from .log import info
-from .output import INDEX_COLUMN, SCORE_COLUMN, check_writable, format_score, relocate_path, write_csv_atomically
+from ..data.dataset import read_table
+from ..errors import UserError
+from ..log import info
+from .output import (INDEX_COLUMN, SCORE_COLUMN, check_writable, format_score, harmful_order, read_summary,
+                     relocate_path, write_csv_atomically)
 
 
 @dataclass
@@ -118,11 +118,6 @@ def read_scored_csv(path):
                        scores=np.asarray(scores, dtype=np.float64), indices=indices, newline=newline)
 
 
-def harmful_order(table):
-    """Positions of the rows of `table`, most harmful (lowest score) first; ties by datasource_index."""
-    return np.lexsort((table.indices, table.scores))
-
-
 def rows_to_remove(table, remove=None, threshold=None):
     """Return the positions (in `table`) of the rows to remove, most harmful first.
 
@@ -137,7 +132,7 @@ def rows_to_remove(table, remove=None, threshold=None):
     if (remove is None) == (threshold is None):
         raise UserError("Say which rows to remove: give either --remove (a number of rows or a percentage) "
                         "or --threshold (an influence value), not both and not neither.")
-    order = harmful_order(table)
+    order = harmful_order(table.scores, table.indices)
     if threshold is not None:
         threshold = float(threshold)
         if not math.isfinite(threshold):
@@ -157,15 +152,6 @@ def rows_to_remove(table, remove=None, threshold=None):
     return chosen
 
 
-def _original_training_csv(scored_path):
-    """The training CSV that was scored, as the run summary beside the scored CSV records it (or None)."""
-    try:
-        with open(scored_path + ".summary.json", encoding="utf-8") as f:
-            return json.load(f).get("input_train")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def cleanse(scored_csv, output, remove=None, threshold=None):
     """Write the training CSV without the most harmful rows; return a `CleanseResult`.
 
@@ -177,8 +163,21 @@ def cleanse(scored_csv, output, remove=None, threshold=None):
         The cleansed training CSV to write (never the scored CSV or the original training CSV).
     remove, threshold
         Which rows to remove; see `rows_to_remove`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from nnc_plugin.options import ScoreOptions
+    >>> from nnc_plugin.outputs.cleanse import cleanse
+    >>> from nnc_plugin.pipeline import score
+    >>> folder = tempfile.mkdtemp()
+    >>> run = score(ScoreOptions(model="sample_projects/digits/digits_mlp.nntxt", epochs=2,
+    ...                          output=os.path.join(folder, "influence.csv")))
+    >>> result = cleanse(os.path.join(folder, "influence.csv"), os.path.join(folder, "train_cleansed.csv"), remove="5%")
+    >>> result.kept, len(result.removed_indices)
+    (950, 50)
     """
-    protected = (scored_csv, _original_training_csv(os.path.abspath(scored_csv)))
+    protected = (scored_csv, read_summary(os.path.abspath(scored_csv)).get("input_train"))
     check_writable(output, inputs=protected)
     table = read_scored_csv(scored_csv)
     chosen = rows_to_remove(table, remove=remove, threshold=threshold)

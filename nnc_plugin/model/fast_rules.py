@@ -1,13 +1,15 @@
 """Faster gradient rules for `nnabla.grad`, used only while building the scoring graph on CPU.
 
 SGD-influence differentiates the gradient once more (a double-backward). nnabla builds that
-graph from Python "backward functions"; for max pooling its rule uses MaxPoolingBackward,
-whose CPU kernels are slow (on the sample CNN they took a third of the scoring time, while
-max pooling itself is 1% of training). For the common non-overlapping case (kernel equal to
-stride, no padding, channel-first) `MaxPoolingScatter` does the same job with nnabla's fast
-first-order MaxPooling kernels: forward, it puts dy where each window's maximum sits;
-backward, it gathers the gradient from those places.
-Other cases keep nnabla's own rule. The per-sample reference path always uses nnabla's own
+graph from Python "backward functions", and three of them are slow on CPU:
+- MaxPooling: nnabla's rule uses MaxPoolingBackward, whose CPU kernels took a third of the
+  scoring time on the sample CNN (max pooling itself is 1% of training). For the common
+  non-overlapping case (kernel equal to stride, no padding, channel-first) `MaxPoolingScatter`
+  does the same job with nnabla's fast first-order MaxPooling kernels: forward, it puts dy where
+  each window's maximum sits; backward, it gathers the gradient from those places.
+- ReLU: one numpy mask-multiply (`PositiveMask`) instead of three nnabla functions.
+- Convolution: nnabla's rule, with the bias gradient as one numpy sum (`SumOver`).
+Other layers, and the cases above that these rules do not cover, keep nnabla's own rules. The per-sample reference path always uses nnabla's own
 rules, and tests check the two paths against each other.
 """
 import contextlib

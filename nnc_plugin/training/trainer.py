@@ -5,20 +5,19 @@ decay, the scheduler's learning rate, solver update). Every epoch is one pass ov
 training set in a fresh random order (seeded; in file order when the dataset has
 shuffle off); the last minibatch of an epoch holds the remainder. For the traced epochs
 (the last ones) it records the sample indices and the learning rate of each step, and in
-`--mode all` the parameters before each step.
+`--mode all` hands the parameters before each step to the cache.
 """
 import math
 import time
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List, Optional
 
 import numpy as np
 import nnabla as nn
 
 from . import step_size
-from .cache import save_arrays
-from .errors import UserError
-from .log import Progress, info
+from ..errors import UserError
+from ..log import Progress, info
 
 
 @dataclass
@@ -45,81 +44,87 @@ class Schedule:
             return cls(data["indices"], data["offsets"], data["learning_rates"])
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How one training run goes: as the model file says, unless the user overrode it."""
+    epochs: int
+    batch_size: int
+    seed: int  # initialisation (Model), minibatch order and random layers
+    shuffle: bool = True  # a fresh random order every epoch; False: file order
+    trace_epochs: int = 1  # how many final epochs SGD-influence traces back through
+    keep_step_parameters: bool = False  # save the parameters before every traced step (--mode all)
+
+
 @dataclass
 class TrainingRecord:
-    """What a finished training run leaves for scoring (its files are in the trial cache)."""
+    """What a finished training run leaves for scoring (the cache stores and restores it, see cache.py)."""
     schedule: Schedule
     epoch_seconds: List[float] = field(default_factory=list)
     final_loss: float = float("nan")
-    history_sum: np.ndarray = None  # each sample's loss when trained on, summed over the history epochs
-    history_epochs: int = 0  # how many epochs history_sum holds
+    loss_history: np.ndarray = None  # each sample's loss when trained on, averaged over the second half of the epochs
+    untrained: Dict[str, np.ndarray] = field(default_factory=dict)  # step_size.untrained_elements of the traced steps
+    final_factors: Optional[Dict[str, np.ndarray]] = None  # adaptive solvers: step_size.adaptive_factors at the end
 
     @property
     def train_seconds(self):
         return float(sum(self.epoch_seconds))
-
-    def loss_history(self):
-        """Each sample's loss averaged over the second half of the epochs (at least the last one)."""
-        return (self.history_sum / max(self.history_epochs, 1)).astype(np.float32)
 
 
 def steps_per_epoch(n_samples, batch_size):
     return int(math.ceil(n_samples / batch_size))
 
 
-def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_epochs=1, keep_step_parameters=False,
-          sample_weights=None):
-    """Train `model` on `dataset`; write the final parameters and the schedule to `cache`.
+def train(model, dataset, plan, cache=None, sample_weights=None):
+    """Train `model` on `dataset` as `plan` says; return the `TrainingRecord`.
 
     Parameters
     ----------
     model : network.Model
-        Freshly initialised network of this trial.
+        Freshly initialised network of this trial (it holds the final parameters on return).
     dataset : dataset.Dataset
         The training set.
-    cache : cache.TrialCache
-        Where the final parameters, the schedule and (keep_step_parameters) per-step parameters go.
-    epochs, batch_size, seed : int
-        As the model file says, unless the user overrode them.
-    trace_epochs : int
-        How many final epochs SGD-influence traces back through.
-    keep_step_parameters : bool
-        Save the parameters before every traced step (`--mode all`).
+    plan : TrainingPlan
+        Epochs, batch size, seed, order and what to trace.
+    cache : cache.TrialCache, optional
+        Receives the parameters (and adaptive step factors) before every traced step when
+        `plan.keep_step_parameters`; nothing else is written during training.
     sample_weights : array or None
         Per-sample weights of the objective (None: all 1). A weight of 0 leaves a sample out of
         every step while keeping the minibatches and their size, which is the counterfactual
         SGD-influence estimates (used by the fidelity benchmark).
     """
     project = model.project
+    epochs, batch_size = plan.epochs, plan.batch_size
     n = len(dataset)
     per_epoch = steps_per_epoch(n, batch_size)
-    first_traced_epoch = max(epochs - trace_epochs, 0)
+    first_traced_epoch = max(epochs - plan.trace_epochs, 0)
     adaptive = step_size.is_adaptive(project.solver_name)
-    rng = np.random.RandomState(seed)
-    nn.seed(seed)  # random layers (dropout, augmentation) of the training network
+    rng = np.random.RandomState(plan.seed)
+    nn.seed(plan.seed)  # random layers (dropout, augmentation) of the training network
 
     traced_indices, traced_offsets, traced_rates = [], [0], []
     # per value of every trainable parameter: the sum over traced steps of its squared gradient
     squared_gradients = {name: np.zeros(p.shape, dtype=np.float64) for name, p in model.parameters.items()}
-    record = TrainingRecord(schedule=None, history_sum=np.zeros(n), history_epochs=epochs - epochs // 2)
-    first_history_epoch = epochs // 2  # the loss history averages the second half of the epochs
+    record = TrainingRecord(schedule=None)
+    history_sum = np.zeros(n)  # each sample's loss when trained on, summed over the second half of the epochs
+    first_history_epoch = epochs // 2
     iteration = 0
     for epoch in range(epochs):
         started = time.perf_counter()
-        order = rng.permutation(n) if shuffle else np.arange(n)
+        order = rng.permutation(n) if plan.shuffle else np.arange(n)
         traced = epoch >= first_traced_epoch
         loss_sum = 0.0
         with Progress(f"Training epoch {epoch + 1}/{epochs}", per_epoch) as progress:
             for step in range(per_epoch):
                 indices = order[step * batch_size:(step + 1) * batch_size]
                 learning_rate = float(project.scheduler.get_learning_rate(iteration))
-                if traced and keep_step_parameters:
-                    model.save_parameters(cache.step_parameters(len(traced_rates)))
+                if traced and plan.keep_step_parameters:
+                    cache.save_step_parameters(len(traced_rates), model)
                 weights = None if sample_weights is None else sample_weights[indices]
                 loss, losses = _update(model, dataset, indices, learning_rate, weights,
                                        squared_gradients if traced else None)
                 if epoch >= first_history_epoch:
-                    record.history_sum[indices] += losses
+                    history_sum[indices] += losses
                 if not math.isfinite(loss):
                     raise UserError(
                         f"The training loss became {'NaN' if math.isnan(loss) else 'infinite'} in epoch {epoch + 1} "
@@ -127,8 +132,8 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
                         "model's optimizer settings, or check the training data for extreme values.")
                 loss_sum += loss * len(indices)
                 if traced:
-                    if keep_step_parameters and adaptive:
-                        save_arrays(cache.step_factors(len(traced_rates)), _adaptive_factors(model))
+                    if plan.keep_step_parameters and adaptive:
+                        cache.save_step_factors(len(traced_rates), _adaptive_factors(model))
                     traced_indices.append(indices.astype(np.int32))
                     traced_offsets.append(traced_offsets[-1] + len(indices))
                     traced_rates.append(learning_rate)
@@ -138,17 +143,15 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
         record.final_loss = loss_sum / n
         info(f"Epoch {epoch + 1}/{epochs}: training loss {record.final_loss:.5f} ({record.epoch_seconds[-1]:.1f} s)")
 
-    model.save_parameters(cache.final_parameters)
     traced_steps = max(len(traced_rates), 1)
-    save_arrays(cache.untrained, step_size.untrained_elements(
-        {name: total / traced_steps for name, total in squared_gradients.items()}))
+    record.untrained = step_size.untrained_elements(
+        {name: total / traced_steps for name, total in squared_gradients.items()})
     if adaptive:
-        save_arrays(cache.final_factors, _adaptive_factors(model))
+        record.final_factors = _adaptive_factors(model)
     record.schedule = Schedule(np.concatenate(traced_indices).astype(np.int32),
                                np.asarray(traced_offsets, dtype=np.int64),
                                np.asarray(traced_rates, dtype=np.float64))
-    record.schedule.save(cache.schedule)
-    np.save(cache.loss_history, record.loss_history())
+    record.loss_history = (history_sum / max(epochs - first_history_epoch, 1)).astype(np.float32)
     return record
 
 

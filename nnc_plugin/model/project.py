@@ -18,8 +18,8 @@ import nnabla as nn
 from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
-from . import step_size
-from .errors import UserError, first_line
+from ..training import step_size
+from ..errors import UserError, first_line
 
 MODEL_EXTENSIONS = (".nnp", ".nntxt", ".prototxt")
 # What Neural Network Console and `nnabla_cli train` leave in a results folder, best first.
@@ -72,11 +72,14 @@ class Project:
     influence_batch_statistics: bool = False
     # Biases that training never moves: a normalisation right after their layer subtracts them out again.
     cancelled_biases: List[str] = field(default_factory=list)
+    # Dataset columns fed to a classification loss as its target: the number of classes, or None for a
+    # binary loss whose targets are numbers from 0 to 1.
+    label_ranges: Dict[str, Optional[int]] = field(default_factory=dict)
 
-    @property
-    def data_names(self):
-        """The dataset columns the training network reads."""
-        return list(OrderedDict.fromkeys(self.data_variables.values()))
+    def layers(self):
+        """(layer name, layer type) of every layer of the networks the plugin runs (training, scoring, influence)."""
+        used = (self.train_network, self.eval_network, self.influence_network)
+        return [(f.name, f.type) for n in self.proto.network if n.name in used for f in n.function]
 
 
 def resolve_model_path(path):
@@ -422,6 +425,25 @@ def _training_only_functions(network_proto):
     return found
 
 
+def _label_ranges(network_proto, data_variables):
+    """{data name: number of classes, or None for a 0-to-1 target} for labels fed to a classification loss."""
+    ranges = {}
+    shapes = {v.name: list(v.shape.dim) for v in network_proto.variable}
+    for function in network_proto.function:
+        if len(function.input) != 2:
+            continue
+        data_name = data_variables.get(function.input[1])
+        if not data_name:
+            continue
+        if function.type in ("CategoricalCrossEntropy", "SoftmaxCrossEntropy"):
+            prediction_shape = shapes.get(function.input[0], [])
+            if len(prediction_shape) >= 2:
+                ranges[data_name] = int(prediction_shape[1])
+        elif function.type in ("BinaryCrossEntropy", "SigmoidCrossEntropy"):
+            ranges[data_name] = None
+    return ranges
+
+
 def _input_shapes(network_proto, data_variables):
     shapes = {}
     for variable in network_proto.variable:
@@ -507,4 +529,5 @@ def load_project(path, context="cpu"):
         influence_network=influence_name,
         influence_batch_statistics=batch_statistics,
         cancelled_biases=_cancelled_biases(train_network, trainable),
+        label_ranges=_label_ranges(train_network, data_variables),
     )

@@ -1,0 +1,203 @@
+"""Every option of every command, declared once: its flags, default, choices and help.
+
+The dataclasses are what the package's verbs take (`score(ScoreOptions(model=...))`); the
+command line (cli.py) and the NNC plugin scripts build their argparse parsers from the same
+fields with `add_arguments`, and turn the parsed arguments back into a dataclass with `from_args`.
+Help texts follow NNC's plugins: the value's type in brackets, then the default.
+"""
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .errors import UserError
+from .model.network import CONTEXTS
+from .scores import DEFAULT_RANKING, names as ranking_names
+
+MODES = ("final", "all")
+
+
+def option(*flags, default=None, help="", advanced=False, **argparse_keywords):
+    """A dataclass field that is also a command-line option.
+
+    `advanced` options are hidden in the NNC plugin dialog; `argparse_keywords` (choices, type, nargs,
+    required, action) go to `add_argument`. `help` and `choices` may be callables, evaluated when a parser is
+    built (the registered rankings)."""
+    metadata = {"flags": flags, "help": help, "advanced": advanced, "argparse": argparse_keywords}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def add_arguments(parser, options_class, hide_advanced=False, defaults=None):
+    """Add the options of `options_class` to an argparse parser (`defaults`: {field: other default})."""
+    defaults = defaults or {}
+    for field in dataclasses.fields(options_class):
+        meta = field.metadata
+        if not meta.get("flags"):
+            continue
+        default = defaults.get(field.name, field.default_factory() if field.default_factory is not dataclasses.MISSING
+                               else field.default)
+        text = meta["help"]() if callable(meta["help"]) else meta["help"]
+        if field.name in defaults and default is not None:
+            text = f"{text} default={str(default).replace('%', '%%')}"
+        keywords = dict(meta["argparse"], dest=field.name,
+                        help=argparse.SUPPRESS if meta["advanced"] and hide_advanced else text)
+        if callable(keywords.get("choices")):
+            keywords["choices"] = keywords["choices"]()
+        if keywords.get("action") != "store_true":
+            keywords["default"] = default
+        parser.add_argument(*meta["flags"], **keywords)
+
+
+def from_args(options_class, args):
+    """The `options_class` dataclass filled from parsed arguments (fields the parser lacks keep their defaults)."""
+    names = {f.name for f in dataclasses.fields(options_class)}
+    return options_class(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def ranking_help():
+    """The help of --ranking, from the registered rankings' own words."""
+    from .scores import ranking_class
+    listed = "; ".join(f"{name}, {ranking_class(name).help}" for name in ranking_names())
+    return f"how to rank the rows: {listed} (text) default={DEFAULT_RANKING}"
+
+
+def _check_at_least_one(options, *names):
+    for name in names:
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be 1 or more, not {value}.")
+
+
+def _check_choice(flag, value, choices):
+    if value not in choices:
+        raise UserError(f"{flag} must be one of {', '.join(choices)}, not '{value}'.")
+
+
+@dataclass
+class ScoreOptions:
+    """What `nnc-cleanse score` does.
+
+    Examples
+    --------
+    >>> from nnc_plugin.options import ScoreOptions
+    >>> options = ScoreOptions(model="sample_projects/digits/digits_mlp.nntxt", ranking="sgd-influence", epochs=2)
+    >>> options.validate()
+    >>> options.keeps_step_parameters
+    False
+    """
+    model: str = option("-m", "--model", default="results.nnp",
+                        help="path to model nnp file, .nntxt or NNC results folder (model) default=results.nnp")
+    input_train: Optional[str] = option(
+        "-t", "--input-train", "--input_train",
+        help="path to training dataset csv file (csv); if empty, the model's training dataset")
+    input_val: Optional[str] = option(
+        "-v", "--input-val", "--input_val",
+        help="path to validation dataset csv file (csv); if empty, the model's validation dataset")
+    output: str = option("-o", "--output", default="influence.csv",
+                         help="path to output csv file (csv) default=influence.csv")
+    ranking: str = option("-r", "--ranking", default=DEFAULT_RANKING, choices=ranking_names,
+                          help=lambda: ranking_help())
+    n_trials: int = option("-nt", "--n-trials", "--n_trials", default=1, type=int,
+                           help="number of trials (train + score with another seed), averaged (int) default=1")
+    seed: int = option("-s", "--seed", default=0, type=int, help="random seed of the first trial (int) default=0")
+    batch_size: Optional[int] = option("-bs", "--batch-size", "--batch_size", type=int,
+                                       help="training batch size (int); if empty, the model's batch size")
+    epochs: Optional[int] = option("-e", "--epochs", type=int, advanced=True,
+                                   help="training epochs (int) default=the model's Max Epoch")
+    mode: str = option("--mode", default="final", choices=MODES, advanced=True,
+                       help="final: storage-efficient, gradients at the final parameters (default); "
+                            "all: exact, caches the parameters of every traced step")
+    trace_epochs: int = option("--trace-epochs", default=1, type=int, advanced=True,
+                               help="how many final epochs to trace back through (int) default=1")
+    cache_dir: Optional[str] = option("--cache-dir", advanced=True,
+                                      help="folder for the training cache (folder) default=<output>_cache beside the output")
+    context: str = option("--context", default="cpu", choices=CONTEXTS, advanced=True,
+                          help="nnabla context: cpu, or cudnn for an NVIDIA GPU (needs nnabla-ext-cuda) default=cpu")
+    reference: bool = option("--reference", default=False, action="store_true", advanced=True,
+                             help="use the slow per-sample reference computation (for checking)")
+
+    def validate(self):
+        """Refuse an impossible combination in one sentence (the parser has checked the types)."""
+        _check_choice("--ranking", self.ranking, ranking_names())
+        _check_choice("--mode", self.mode, MODES)
+        for name in ("n_trials", "trace_epochs"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be 1 or more, not {getattr(self, name)}.")
+        _check_at_least_one(self, "epochs", "batch_size")
+
+    @property
+    def keeps_step_parameters(self):
+        """True when the chosen ranking needs the parameters of every traced step (exact SGD-influence)."""
+        from .scores import create
+        return create(self.ranking, mode=self.mode).keeps_step_parameters
+
+    def default_cache_dir(self):
+        stem = os.path.splitext(os.path.abspath(self.output))[0]
+        return stem + "_cache"
+
+
+@dataclass
+class EvaluateOptions:
+    """What `nnc-cleanse evaluate` does."""
+    model: str = option("-m", "--model", default="results.nnp",
+                        help="path to model nnp file (model) default=results.nnp")
+    input_train: str = option("-t", "--input-train", "--input_train", required=True,
+                              help="path to training dataset csv file (csv)")
+    input_test: str = option("--input-test", "--input_test", required=True,
+                             help="path to test dataset csv file, used only to measure accuracy (csv)")
+    input_val: Optional[str] = option("-v", "--input-val", "--input_val",
+                                      help="path to validation dataset csv file, for sgd-influence (csv); "
+                                           "if empty, the model's")
+    output_dir: str = option("-o", "--output", default="evaluation",
+                             help="output folder for the tables and the plot (folder) default=evaluation")
+    remove: List[str] = option("-k", "--remove", default=["1%", "2.5%", "5%", "10%"], nargs="+",
+                               help="how many rows to remove: counts or percentages (text) default=1%% 2.5%% 5%% 10%%")
+    rankings: List[str] = option("-r", "--rankings", default=[DEFAULT_RANKING, "sgd-influence"], nargs="+",
+                                 help="rankings to compare, random is always added (text) "
+                                      f"default={DEFAULT_RANKING} sgd-influence")
+    seeds: int = option("--seeds", default=3, type=int,
+                        help="retrainings per point, with seeds 0, 1, ... (int) default=3")
+    epochs: Optional[int] = option("-e", "--epochs", type=int, help="training epochs (int) default=the model's")
+    batch_size: Optional[int] = option("-bs", "--batch-size", "--batch_size", type=int,
+                                       help="training batch size (int) default=the model's")
+    mode: str = option("--mode", default="final", choices=MODES, help="mode of sgd-influence default=final")
+    n_trials: int = option("-nt", "--n-trials", "--n_trials", default=1, type=int,
+                           help="trials of each ranking's scoring (int) default=1")
+    context: str = option("--context", default="cpu", choices=CONTEXTS, help="nnabla context default=cpu")
+
+    def validate(self):
+        for ranking in self.rankings:
+            if ranking not in ranking_names():
+                raise UserError(f"--rankings takes {', '.join(ranking_names())} (random is always included), "
+                                f"not '{ranking}'.")
+        if self.seeds < 1:
+            raise UserError(f"--seeds must be 1 or more, not {self.seeds}.")
+
+
+@dataclass
+class CleanseOptions:
+    """What `nnc-cleanse cleanse` does."""
+    input: str = option("-i", "--input", default="influence.csv",
+                        help="path to scored csv file written by score (csv) default=influence.csv")
+    output: str = option("-o", "--output", default="train_cleansed.csv",
+                         help="path to output cleansed training csv file (csv) default=train_cleansed.csv")
+    remove: Optional[str] = option("-k", "--remove",
+                                   help="number of most harmful rows to remove, or a percentage such as 5%% (text)")
+    threshold: Optional[float] = option(
+        "-th", "--threshold", type=float,
+        help="instead, remove every row whose score (influence column) is below this value (float)")
+
+
+@dataclass
+class ReportOptions:
+    """What `nnc-cleanse report` does."""
+    input: str = option("-i", "--input", default="influence.csv",
+                        help="path to scored csv file written by score (csv) default=influence.csv")
+    output: str = option("-o", "--output", default="influence_report.html",
+                         help="path to output html file (html) default=influence_report.html")
+    top: Optional[int] = option("--top", type=int,
+                                help="how many of the most harmful and of the most helpful samples to show (int) "
+                                     "default=24")

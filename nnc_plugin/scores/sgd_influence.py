@@ -1,0 +1,44 @@
+"""SGD-influence (Hara et al. 2019; storage-efficient: Suzuki et al. 2021) as a ranking."""
+from ..log import info
+from .influence import PropagationSettings, sgd_influence, validation_gradient
+from .registry import Ranking, ReportText, register
+
+UNSTABLE_GROWTH = 100.0  # u growing more than this over the traced steps: the propagation is unstable
+
+
+@register
+class SgdInfluence(Ranking):
+    """Each row's SGD-influence on the mean validation loss (influence.py): < 0, leaving the row out
+    would have lowered the validation loss. `mode` "final" takes every gradient at the final
+    parameters (storage-efficient), "all" at the parameters cached before each traced step (exact)."""
+    name = "sgd-influence"
+    help = "influence on the validation loss (SGD-influence)"
+    needs_validation = True
+    second_order = True
+    report = ReportText(
+        "how much it changed the model's loss on the validation data (SGD influence)", True,
+        "Most harmful samples (lowest influence)",
+        "samples whose removal would lower the validation loss the most",
+        "Most helpful samples (highest influence)",
+        "samples that lowered the validation loss the most; keep these")
+
+    @property
+    def keeps_step_parameters(self):
+        return self.mode == "all"
+
+    def score(self, trial):
+        model = trial.model
+        u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
+        settings = PropagationSettings(
+            weight_decay=trial.project.weight_decay, reference=self.reference, title=f"Scoring ({trial.title})",
+            load_parameters_before_step=(lambda t: trial.cache.load_step_parameters(t, model))
+            if self.mode == "all" else None)
+        scores = sgd_influence(model, trial.train_data, trial.record.schedule, u, trial.step_factors(self.mode),
+                               settings)
+        if settings.u_growth > UNSTABLE_GROWTH:
+            info(f"Note: going back through the traced steps, the validation gradient grew {settings.u_growth:.3g} "
+                 "times (the learning rate is above the stable limit of the network's curvature at the parameters the "
+                 "gradients are taken at), so the earliest traced "
+                 "steps dominate the SGD-influence scores; to find mislabeled rows prefer --ranking loss-history "
+                 "(docs/evidence.md).")
+        return scores

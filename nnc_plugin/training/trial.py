@@ -1,0 +1,141 @@
+"""One trial: a training run, trained now or reused from its cache, ready for a ranking to score.
+
+`open_trial` trains as the plan says, or reuses the cached training when the model, the data, the
+seed and the settings are the same as when it was cached, and returns a `Trial`: everything a
+ranking reads (the model at its final parameters, the training record, the datasets, the solver's
+step factors).
+"""
+import os
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import nnabla
+import numpy as np
+
+from . import step_size
+from ..data.dataset import Dataset
+from ..log import info
+from ..model.network import Model
+from ..model.project import Project
+from .cache import TrialCache, trial_key
+from .trainer import TrainingPlan, TrainingRecord, train
+
+
+@dataclass
+class TrialSetup:
+    """What every trial of a run shares; trial k uses the seed `plan.seed + k`."""
+    project: Project
+    train_data: Dataset
+    val_data: Optional[Dataset]
+    plan: TrainingPlan
+    n_trials: int = 1
+    cache_root: str = ""
+    context: str = "cpu"
+
+
+@dataclass
+class Trial:
+    """One trained network and what its training left, as rankings read it."""
+    number: int  # 0-based
+    setup: TrialSetup
+    model: Model  # at the final parameters
+    record: TrainingRecord
+    cache: TrialCache
+    reused: bool = False
+
+    @property
+    def project(self):
+        return self.setup.project
+
+    @property
+    def train_data(self):
+        return self.setup.train_data
+
+    @property
+    def val_data(self):
+        return self.setup.val_data
+
+    @property
+    def batch_size(self):
+        return self.setup.plan.batch_size
+
+    @property
+    def title(self):
+        return f"trial {self.number + 1}/{self.setup.n_trials}"
+
+    def validation_loss(self):
+        """Mean loss over the validation set at the final parameters (NaN without validation data)."""
+        if self.val_data is None:
+            return float("nan")
+        return float(np.mean(self.model.per_sample_losses(self.val_data, self.batch_size)))
+
+    def step_factors(self, mode):
+        """Return t -> the solver's per-parameter factors c of traced step t (P_t = eta_t * c; see step_size),
+        with c = 0 for the values training never moved: the biases a BatchNormalization cancels
+        (project.cancelled_biases) and the values no traced step's gradient reached (record.untrained).
+        `mode` "all" uses each step's cached factors (adaptive solvers), "final" the final ones."""
+        project, names = self.project, self.project.trainable_parameters
+        if not step_size.is_adaptive(project.solver_name):
+            c = step_size.scalar_factor(project.solver_name, project.solver_hyperparameters)
+            factors = lambda t: [c] * len(names)  # noqa: E731
+        elif mode == "all":
+            factors = lambda t: [self.cache.step_factors(t)[n] for n in names]  # noqa: E731
+        else:
+            factors = lambda t: [self.record.final_factors[n] for n in names]  # noqa: E731
+        shapes = self.model.parameter_shapes()
+        unreached = dict(self.record.untrained)
+        unreached.update({name: np.arange(int(np.prod(shapes[name]))) for name in project.cancelled_biases})
+        masks = step_size.reached_masks(unreached, shapes)
+        if not masks:
+            return factors
+        whole = [name for name, mask in masks.items() if not mask.any()]
+        if whole:
+            info(f"The influence scores leave out {', '.join(whole)}: training never moved "
+                 f"{'it' if len(whole) == 1 else 'them'} (a bias right before BatchNormalization, for example).")
+        return lambda t: [c * masks[n] if n in masks else c for n, c in zip(names, factors(t))]
+
+
+def _key(setup, plan):
+    """What a trial's training is made from, for the cache's manifest (see cache.trial_key)."""
+    return trial_key(
+        setup.project.proto.SerializeToString(deterministic=True), setup.train_data.arrays_digest(), plan.seed,
+        {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
+         "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
+         "normalize": setup.train_data.normalize})
+
+
+def open_trial(setup, number):
+    """Train trial `number` (or reuse its cached training); return the `Trial`."""
+    plan = replace(setup.plan, seed=setup.plan.seed + number, trace_epochs=min(setup.plan.trace_epochs,
+                                                                               setup.plan.epochs))
+    label = f"Trial {number + 1}/{setup.n_trials}"
+    cache = TrialCache(os.path.join(setup.cache_root, f"trial_{number}"))
+    key = _key(setup, replace(plan, trace_epochs=setup.plan.trace_epochs))
+    model = Model(setup.project, seed=plan.seed, context=setup.context)
+    reused, why_not = cache.reusable(key)
+    if reused:
+        try:
+            record = cache.load_training(model)
+        except Exception as error:  # a damaged cache file: train again rather than fail
+            reused, why_not = False, f"its files cannot be read ({type(error).__name__})"
+            model = Model(setup.project, seed=plan.seed, context=setup.context)
+    if reused:
+        info(f"{label}: reusing the training cached in {cache.folder} "
+             "(same model, data, seed and settings); not training again.")
+    else:
+        if why_not:
+            info(f"{label}: not reusing the cache in {cache.folder}: {why_not}; training again.")
+        info(f"{label}: training {plan.epochs} epochs on {len(setup.train_data)} samples "
+             f"(batch size {plan.batch_size}, seed {plan.seed}).")
+        cache.start()
+        try:
+            record = train(model, setup.train_data, plan, cache)
+            cache.save_training(model, record, key, {"seed": plan.seed, "epochs": plan.epochs,
+                                                     "batch_size": plan.batch_size,
+                                                     "step_parameters": plan.keep_step_parameters})
+        except BaseException:  # failed or interrupted: an unfinished cache is of no use to a rerun
+            cache.discard()
+            raise
+    # Scoring draws its own generator values, the same whether the training ran now or was reused.
+    model.generator_rng = np.random.RandomState(plan.seed + 2)
+    return Trial(number, setup, model, record, cache, reused)
