@@ -60,6 +60,17 @@ def with_decay(model_file, gamma, folder):
     return path
 
 
+def flipped_rows(project, noise_seed):
+    """A boolean array over the rows of train_noisy_s<seed>.csv: True where the label was flipped."""
+    folder = os.path.join(ROOT, "sample_projects", project, "data")
+    with open(os.path.join(folder, f"train_noisy_s{noise_seed}_flips.csv"), newline="") as f:
+        flipped = [int(row[0]) for row in list(csv.reader(f))[1:]]
+    with open(os.path.join(folder, f"train_noisy_s{noise_seed}.csv"), newline="") as f:
+        positives = np.zeros(len(list(csv.reader(f))) - 1, dtype=bool)
+    positives[flipped] = True
+    return positives
+
+
 def auroc(harm, positives):
     """Probability that a flipped row gets a higher harm score than a clean one (ties count half)."""
     ranks = stats.rankdata(harm)
@@ -94,12 +105,8 @@ def main():
             model_file = with_decay(model_file, args.gamma, workdir)
         for noise_seed in args.noise_seeds:
             train_csv = os.path.join(folder, "data", f"train_noisy_s{noise_seed}.csv")
-            with open(os.path.join(folder, "data", f"train_noisy_s{noise_seed}_flips.csv"), newline="") as f:
-                flipped = [int(row[0]) for row in list(csv.reader(f))[1:]]
-            with open(train_csv, newline="") as f:
-                n_rows = len(list(csv.reader(f))) - 1
-            positives = np.zeros(n_rows, dtype=bool)
-            positives[flipped] = True
+            positives = flipped_rows(args.project, noise_seed)
+            n_rows = len(positives)
             for label, ranking, mode, trials in VARIANTS:
                 run = score(ScoreOptions(
                     model=model_file, input_train=train_csv,

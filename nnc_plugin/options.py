@@ -16,6 +16,7 @@ from .model.network import CONTEXTS
 from .scores import DEFAULT_RANKING, names as ranking_names
 
 MODES = ("final", "all")
+STARTS = ("auto", "initial", "trained")
 
 
 def option(*flags, default=None, help="", advanced=False, **argparse_keywords):
@@ -105,6 +106,11 @@ class ScoreOptions:
     seed: int = option("-s", "--seed", default=0, type=int, help="random seed of the first trial (int) default=0")
     batch_size: Optional[int] = option("-bs", "--batch-size", "--batch_size", type=int,
                                        help="training batch size (int); if empty, the model's batch size")
+    start_from: str = option("--start-from", "--start_from", default="auto", choices=STARTS,
+                             help="trained: start from the trained parameters in the model file and train only "
+                                  "the traced epochs, at the learning rates the schedule ends with; initial: train "
+                                  "every epoch from the network's initialisation, as NNC does; auto: trained when "
+                                  "the model file holds trained parameters (text) default=auto")
     epochs: Optional[int] = option("-e", "--epochs", type=int, advanced=True,
                                    help="training epochs (int) default=the model's Max Epoch")
     mode: str = option("--mode", default="final", choices=MODES, advanced=True,
@@ -123,6 +129,7 @@ class ScoreOptions:
         """Refuse an impossible combination in one sentence (the parser has checked the types)."""
         _check_choice("--ranking", self.ranking, ranking_names())
         _check_choice("--mode", self.mode, MODES)
+        _check_choice("--start-from", self.start_from, STARTS)
         for name in ("n_trials", "trace_epochs"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be 1 or more, not {getattr(self, name)}.")

@@ -16,7 +16,8 @@ from .data.dataset import read_dataset
 from .errors import UserError
 from .log import info
 from .model.project import load_project
-from .outputs.output import check_writable, interrupts_held, summary_path, write_scored_csv, write_summary
+from .outputs.output import check_writable, interrupts_held, write_scored_csv
+from .outputs.summary import run_summary, summary_path, write_summary
 from .scores.checks import check_differentiable
 from .training.cache import cache_folder, check_cache_folder
 from .training.trainer import TrainingPlan
@@ -80,40 +81,6 @@ def score_trial(trial, ranking):
     return values, validation_loss, seconds
 
 
-def _summary(options, setup, trials, measured):
-    """The run summary written beside the scored CSV (`measured`: (validation loss, seconds) per trial)."""
-    project, plan, first = setup.project, setup.plan, trials[0]
-    return {
-        "model": project.path,
-        "input_train": setup.train_data.path,
-        "input_val": setup.val_data.path if setup.val_data is not None else None,
-        "output": os.path.abspath(options.output),
-        "n_train": len(setup.train_data),
-        "n_val": len(setup.val_data) if setup.val_data is not None else 0,
-        "ranking": options.ranking,
-        "epochs": plan.epochs,
-        "batch_size": plan.batch_size,
-        "trace_epochs": min(plan.trace_epochs, plan.epochs),
-        "traced_steps": len(first.record.schedule),
-        "mode": options.mode,
-        "n_trials": options.n_trials,
-        "seed": options.seed,
-        "solver": project.solver_name,
-        "context": options.context,
-        "cache_dir": setup.cache_root,
-        "cache_bytes": first.cache.size_bytes(),
-        "cache_bytes_all_trials": int(sum(t.cache.size_bytes() for t in trials)),
-        "parameter_bytes": 4 * first.model.parameter_count(),
-        "trainable_parameters": first.model.parameter_count(trainable_only=True),
-        "train_seconds": float(sum(t.record.train_seconds for t in trials)),
-        "score_seconds": float(sum(seconds for _, seconds in measured)),
-        "epoch_seconds": float(np.mean([s for t in trials for s in t.record.epoch_seconds])),
-        "validation_loss": float(np.mean([loss for loss, _ in measured])),
-        "reused_cache": [t.reused for t in trials],
-        "scoring_path": "per-sample reference" if options.reference else "batched",
-    }
-
-
 def _prepare(options, ranking):
     """Read and check everything before any training; return the `TrialSetup`."""
     project = load_project(options.model, context=options.context)
@@ -128,9 +95,6 @@ def _prepare(options, ranking):
     check_cache_folder(cache_root, options.n_trials)
     check_differentiable(project, context=options.context, second_order=ranking.second_order)
 
-    if project.has_trained_parameters:
-        info("The model file holds trained parameters; they are not used: training starts from the network's "
-             "initialisation, as Neural Network Console does, so the traced steps are real ones.")
     if project.eval_network_derived:
         info(f"Scoring with a copy of the network '{project.train_network}' in evaluation mode "
              "(batch statistics fixed, dropout and augmentation off).")
@@ -140,10 +104,27 @@ def _prepare(options, ranking):
     for dataset in (train_data, val_data):
         if dataset is not None:
             check_dataset(project, dataset)
-    plan = TrainingPlan(epochs=options.epochs or project.max_epoch, batch_size=options.batch_size or project.batch_size,
+    epochs = options.epochs or project.max_epoch
+    trained = _trained_start(options, project, epochs)
+    plan = TrainingPlan(epochs=epochs, batch_size=options.batch_size or project.batch_size,
                         seed=options.seed, shuffle=project.train_dataset.shuffle if project.train_dataset else True,
-                        trace_epochs=options.trace_epochs, keep_step_parameters=ranking.keeps_step_parameters)
-    return TrialSetup(project, train_data, val_data, plan, options.n_trials, cache_root, options.context)
+                        trace_epochs=options.trace_epochs, keep_step_parameters=ranking.keeps_step_parameters,
+                        first_epoch=max(epochs - options.trace_epochs, 0) if trained is not None else 0)
+    return TrialSetup(project, train_data, val_data, plan, options.n_trials, cache_root, options.context, trained)
+
+
+def _trained_start(options, project, epochs):
+    """The model file's trained parameters when training continues from them (--start-from), else None."""
+    if options.start_from == "initial" or (options.start_from == "auto" and not project.has_trained_parameters):
+        if project.has_trained_parameters:
+            info("The model file holds trained parameters; they are not used (--start-from initial): training "
+                 "starts from the network's initialisation, as Neural Network Console does.")
+        return None
+    traced = min(options.trace_epochs, epochs)
+    info(f"Starting from the trained parameters in {os.path.basename(project.path)}: training only the last "
+         f"{traced} of its {epochs} epochs again, with the learning rates its schedule ends with, and tracing them "
+         "(--start-from initial retrains every epoch from the initialisation instead).")
+    return project.trained_parameters(options.context)
 
 
 def score(options):
@@ -173,7 +154,9 @@ def score(options):
             trials.append(trial)
             measured.append((values, validation_loss, seconds))
     averaged = np.mean([values for values, _, _ in measured], axis=0)
-    summary = _summary(options, setup, trials, [(loss, seconds) for _, loss, seconds in measured])
+    summary = run_summary(options, setup, trials, [(loss, seconds) for _, loss, seconds in measured])
+    for warning in summary["warnings"]:
+        info(f"Warning: {warning}")
     with interrupts_held():  # the CSV and its summary belong together
         write_scored_csv(options.output, setup.train_data, averaged)
         write_summary(summary_path(options.output), summary)

@@ -104,3 +104,14 @@ def layer_after_tanh(layer_type, parameters="", name=None):
   }
 ''' + _TANH_VARIABLE
     return {_TANH_FUNCTION: function, _TANH_VARIABLE: variable}
+
+
+def train_with_nnabla_cli(config, results_folder):
+    """Train a project with `nnabla_cli train`, as NNC does; return the results.nnp it writes."""
+    import subprocess
+    import sys
+    os.makedirs(results_folder, exist_ok=True)
+    trainer = os.path.join(os.path.dirname(sys.executable), "nnabla_cli")
+    run = subprocess.run([trainer, "train", "-c", str(config), "-o", str(results_folder)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return os.path.join(results_folder, "results.nnp")

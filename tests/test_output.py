@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nnc_plugin.data.dataset import Dataset
-from nnc_plugin.outputs.output import interrupts_held, relocate_path, write_atomically, write_scored_csv
+from nnc_plugin.files import write_atomically
+from nnc_plugin.outputs.output import interrupts_held, relocate_path, write_scored_csv
 
 
 def test_relocated_paths_resolve_from_the_new_folder(tmp_path):

@@ -218,6 +218,18 @@ class Model:
         for name, values in arrays.items():
             self.all_parameters[name].d = values
 
+    def set_trained_parameters(self, arrays, source):
+        """Start from the parameters `arrays` (read from the model file `source`), checked against the network."""
+        for name, variable in self.all_parameters.items():
+            if name not in arrays:
+                raise UserError(f"The model file {source} holds no trained values for the parameter '{name}'; "
+                                "use the results.nnp of a finished training, or --start-from initial.")
+            if tuple(arrays[name].shape) != tuple(variable.shape):
+                raise UserError(f"The trained parameter '{name}' in {source} has the shape {tuple(arrays[name].shape)}, "
+                                f"but the network needs {tuple(variable.shape)}; use the results.nnp of this network, "
+                                "or --start-from initial.")
+        self.set_parameter_arrays({name: arrays[name] for name in self.all_parameters})
+
     def save_parameters(self, path):
         """Write every parameter (trainable or not) to an nnabla .h5 parameter file."""
         nn.parameter.save_parameters(path, params=self.all_parameters)

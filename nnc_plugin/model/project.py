@@ -75,6 +75,19 @@ class Project:
     # Dataset columns fed to a classification loss as its target: the number of classes, or None for a
     # binary loss whose targets are numbers from 0 to 1.
     label_ranges: Dict[str, Optional[int]] = field(default_factory=dict)
+    # Trainable parameters the model file gives no initializer: nnabla starts them at zero.
+    uninitialized_parameters: List[str] = field(default_factory=list)
+
+    def trained_parameters(self, context="cpu"):
+        """{parameter name: array} stored in the model file (what NNC trained), read by nnabla's own loader."""
+        if not self.has_trained_parameters:
+            raise UserError(f"The model file {self.path} holds no trained parameters; use the results.nnp that "
+                            "Neural Network Console wrote after training, or --start-from initial.")
+        scope = OrderedDict()
+        with nn.parameter_scope("", scope), _nnabla_quiet():
+            from nnabla.utils.load import load
+            load([self.path], prepare_data_iterator=False, exclude_parameter=False, batch_size=1, context=context)
+            return OrderedDict((name, v.d.copy()) for name, v in nn.get_parameters(grad_only=False).items())
 
     def layers(self):
         """(layer name, layer type) of every layer of the networks the plugin runs (training, scoring, influence)."""
@@ -444,6 +457,12 @@ def _label_ranges(network_proto, data_variables):
     return ranges
 
 
+def _uninitialized(network_proto, trainable):
+    """The trainable parameters of a network that have no initializer (nnabla then starts them at zero)."""
+    return [v.name for v in network_proto.variable
+            if v.type == "Parameter" and v.name in trainable and not v.initializer.type]
+
+
 def _input_shapes(network_proto, data_variables):
     shapes = {}
     for variable in network_proto.variable:
@@ -530,4 +549,5 @@ def load_project(path, context="cpu"):
         influence_batch_statistics=batch_statistics,
         cancelled_biases=_cancelled_biases(train_network, trainable),
         label_ranges=_label_ranges(train_network, data_variables),
+        uninitialized_parameters=_uninitialized(train_network, trainable),
     )

@@ -17,8 +17,9 @@ import numpy as np
 from ..data.dataset import read_table
 from ..errors import UserError
 from ..log import info
-from .output import (INDEX_COLUMN, SCORE_COLUMN, check_writable, format_score, harmful_order, read_summary,
-                     relocate_path, write_csv_atomically)
+from .output import (INDEX_COLUMN, SCORE_COLUMN, check_writable, format_score, harmful_order, relocate_path,
+                     write_csv_atomically)
+from .summary import read_summary
 
 
 @dataclass

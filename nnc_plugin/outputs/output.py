@@ -1,14 +1,9 @@
-"""What the plugin writes: the scored CSV, the cleansed CSV and the run summary.
-
-Every file is written to a temporary file in the destination folder and renamed into place,
-so a crash or Ctrl-C never leaves a half-written file, and an existing file is replaced
-only by a complete one. Paths inside CSV cells are rewritten so they still resolve from the
-folder of the new CSV, which is how NNC resolves them.
-"""
+"""The scored CSV: the training CSV's rows with their score, most harmful first, and the CSV conventions
+every output shares (atomic writes, paths rewritten so they still resolve from the new CSV's folder,
+which is how NNC resolves them; the output checked before any work is done)."""
 import contextlib
 import csv
 import io
-import json
 import os
 import signal
 import threading
@@ -17,7 +12,7 @@ import numpy as np
 
 from ..data.dataset import FILE_EXTENSIONS
 from ..errors import InterruptedAfterWriting, UserError
-from ..files import can_create_in, existing_ancestor, write_atomically, write_atomically_with
+from ..files import can_create_in, existing_ancestor, write_atomically_with
 
 SCORE_COLUMN = "influence"
 INDEX_COLUMN = "datasource_index"
@@ -133,22 +128,3 @@ def interrupts_held():
         signal.signal(signal.SIGINT, previous)
     if received:
         raise InterruptedAfterWriting
-
-
-def summary_path(scored_csv):
-    """The run summary written beside a scored CSV."""
-    return scored_csv + ".summary.json"
-
-
-def read_summary(scored_csv):
-    """The run summary beside a scored CSV as a dict ({} when there is none or it cannot be read)."""
-    try:
-        with open(summary_path(scored_csv), encoding="utf-8") as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
-
-
-def write_summary(path, summary):
-    write_atomically(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -20,7 +20,8 @@ from ..errors import UserError
 from ..scores import report_text
 from ..log import info
 from ..files import write_atomically
-from .output import check_writable, harmful_order, read_summary, summary_path
+from .output import check_writable, harmful_order
+from .summary import read_summary, summary_path
 
 DEFAULT_TOP = 24
 THUMBNAIL_PIXELS = 160  # larger images are shrunk to this size before they are embedded
@@ -202,6 +203,7 @@ h1 { font-size: 26px; margin: 0 0 4px; }
 h2 { font-size: 19px; margin: 34px 0 6px; }
 p.lead { color: var(--muted); margin: 0 0 18px; max-width: 860px; }
 p.note { color: var(--muted); margin: 4px 0 12px; font-size: 14px; }
+div.warning { border-left: 4px solid var(--harmful); background: #fdecea; padding: 10px 14px; margin: 14px 0; }
 .stats { display: flex; flex-wrap: wrap; gap: 12px; }
 .stat { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 16px; min-width: 150px; }
 .stat b { display: block; font-size: 22px; }
@@ -299,6 +301,8 @@ def render_report(table, summary, top=DEFAULT_TOP):
                if summary else
                f'<p class="note">No run summary ({html.escape(os.path.basename(table.path))}.summary.json) was found '
                f'beside the scored CSV {html.escape(table.path)}.</p>')
+    warnings = "".join(f'<div class="warning"><b>The training did not learn.</b> {html.escape(w)}</div>'
+                       for w in summary.get("warnings") or [])
     created = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -314,6 +318,7 @@ def render_report(table, summary, top=DEFAULT_TOP):
 <p class="lead">Every training sample of <b>{html.escape(os.path.basename(source))}</b> was scored by
 {html.escape(text.scored_by)}. {lead}</p>
 {stats}
+{warnings}
 <h2 id="harmful">{html.escape(text.low_title)}</h2>
 <p class="note">The {len(harmful)} {html.escape(text.low_note)}, with their label, their score (red) and their row
 index: the sample's position in the training CSV, counted from 0 (its datasource_index). Check each label: if it is

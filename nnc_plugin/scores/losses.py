@@ -2,6 +2,8 @@
 order (most harmful first) puts the highest loss first."""
 import numpy as np
 
+from ..log import info
+
 from .registry import Ranking, ReportText, register
 
 
@@ -21,6 +23,10 @@ class LossHistory(Ranking):
         "samples the model learned most easily")
 
     def score(self, trial):
+        plan = trial.setup.plan
+        if trial.setup.trained_parameters is not None:
+            info(f"loss-history averages each row's loss over the {plan.epochs - max(plan.epochs // 2, plan.first_epoch)} "
+                 "epoch(s) trained from the trained parameters, not over the second half of the whole training.")
         return -trial.record.loss_history.astype(np.float64)
 
 

@@ -144,7 +144,8 @@ class TrialCache:
         save_arrays(self._path("untrained.npz"), record.untrained)
         if record.final_factors is not None:
             save_arrays(self._path("final_factors.npz"), record.final_factors)
-        self.finish(key, dict(details, epoch_seconds=record.epoch_seconds, final_loss=record.final_loss))
+        self.finish(key, dict(details, epoch_seconds=record.epoch_seconds, final_loss=record.final_loss,
+                              epoch_losses=record.epoch_losses))
 
     def load_training(self, model):
         """Put the cached final parameters into `model`; return the cached `TrainingRecord`."""
@@ -152,7 +153,8 @@ class TrialCache:
 
         manifest = self.read_manifest()
         record = TrainingRecord(Schedule.load(self._path("schedule.npz")), manifest["epoch_seconds"],
-                                manifest["final_loss"], loss_history=np.load(self._path("loss_history.npy")),
+                                manifest["final_loss"], manifest.get("epoch_losses", []),
+                                loss_history=np.load(self._path("loss_history.npy")),
                                 untrained=load_arrays(self._path("untrained.npz")))
         if os.path.isfile(self._path("final_factors.npz")):
             record.final_factors = load_arrays(self._path("final_factors.npz"))

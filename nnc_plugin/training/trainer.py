@@ -53,6 +53,12 @@ class TrainingPlan:
     shuffle: bool = True  # a fresh random order every epoch; False: file order
     trace_epochs: int = 1  # how many final epochs SGD-influence traces back through
     keep_step_parameters: bool = False  # save the parameters before every traced step (--mode all)
+    first_epoch: int = 0  # > 0: the model already holds trained parameters; run only epochs first_epoch..epochs-1,
+    #                       with the learning rates the schedule gives them
+
+    @property
+    def epochs_to_run(self):
+        return self.epochs - self.first_epoch
 
 
 @dataclass
@@ -61,6 +67,7 @@ class TrainingRecord:
     schedule: Schedule
     epoch_seconds: List[float] = field(default_factory=list)
     final_loss: float = float("nan")
+    epoch_losses: List[float] = field(default_factory=list)  # the mean training loss of every epoch trained
     loss_history: np.ndarray = None  # each sample's loss when trained on, averaged over the second half of the epochs
     untrained: Dict[str, np.ndarray] = field(default_factory=dict)  # step_size.untrained_elements of the traced steps
     final_factors: Optional[Dict[str, np.ndarray]] = None  # adaptive solvers: step_size.adaptive_factors at the end
@@ -106,10 +113,10 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
     # per value of every trainable parameter: the sum over traced steps of its squared gradient
     squared_gradients = {name: np.zeros(p.shape, dtype=np.float64) for name, p in model.parameters.items()}
     record = TrainingRecord(schedule=None)
-    history_sum = np.zeros(n)  # each sample's loss when trained on, summed over the second half of the epochs
-    first_history_epoch = epochs // 2
-    iteration = 0
-    for epoch in range(epochs):
+    history_sum = np.zeros(n)  # each sample's loss when trained on, summed over the second half of the epochs run
+    first_history_epoch = max(epochs // 2, plan.first_epoch)
+    iteration = plan.first_epoch * per_epoch  # the scheduler's learning rates continue where that epoch starts
+    for epoch in range(plan.first_epoch, epochs):
         started = time.perf_counter()
         order = rng.permutation(n) if plan.shuffle else np.arange(n)
         traced = epoch >= first_traced_epoch
@@ -141,6 +148,7 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
                 progress.advance(1, note=f"loss={loss:.4f}")
         record.epoch_seconds.append(time.perf_counter() - started)
         record.final_loss = loss_sum / n
+        record.epoch_losses.append(record.final_loss)
         info(f"Epoch {epoch + 1}/{epochs}: training loss {record.final_loss:.5f} ({record.epoch_seconds[-1]:.1f} s)")
 
     traced_steps = max(len(traced_rates), 1)

@@ -17,7 +17,7 @@ from ..data.dataset import Dataset
 from ..log import info
 from ..model.network import Model
 from ..model.project import Project
-from .cache import TrialCache, trial_key
+from .cache import TrialCache, fingerprint, trial_key
 from .trainer import TrainingPlan, TrainingRecord, train
 
 
@@ -31,6 +31,7 @@ class TrialSetup:
     n_trials: int = 1
     cache_root: str = ""
     context: str = "cpu"
+    trained_parameters: Optional[dict] = None  # the model file's parameters, when training continues from them
 
 
 @dataclass
@@ -97,11 +98,14 @@ class Trial:
 
 def _key(setup, plan):
     """What a trial's training is made from, for the cache's manifest (see cache.trial_key)."""
+    model = setup.project.proto.SerializeToString(deterministic=True)
+    if setup.trained_parameters is not None:  # the trained parameters it starts from are part of the model
+        model += fingerprint(*setup.trained_parameters.values()).encode()
     return trial_key(
-        setup.project.proto.SerializeToString(deterministic=True), setup.train_data.arrays_digest(), plan.seed,
+        model, setup.train_data.arrays_digest(), plan.seed,
         {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
          "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
-         "normalize": setup.train_data.normalize})
+         "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch})
 
 
 def open_trial(setup, number):
@@ -125,8 +129,15 @@ def open_trial(setup, number):
     else:
         if why_not:
             info(f"{label}: not reusing the cache in {cache.folder}: {why_not}; training again.")
-        info(f"{label}: training {plan.epochs} epochs on {len(setup.train_data)} samples "
-             f"(batch size {plan.batch_size}, seed {plan.seed}).")
+        if setup.trained_parameters is not None:
+            model.set_trained_parameters(setup.trained_parameters, setup.project.path)
+            which = (f"epoch {plan.epochs}" if plan.epochs_to_run == 1 else
+                     f"epochs {plan.first_epoch + 1} to {plan.epochs}")
+            info(f"{label}: training {which} of {plan.epochs} from the trained parameters, on "
+                 f"{len(setup.train_data)} samples (batch size {plan.batch_size}, seed {plan.seed}).")
+        else:
+            info(f"{label}: training {plan.epochs} epochs on {len(setup.train_data)} samples "
+                 f"(batch size {plan.batch_size}, seed {plan.seed}).")
         cache.start()
         try:
             record = train(model, setup.train_data, plan, cache)

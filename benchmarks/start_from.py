@@ -1,0 +1,105 @@
+"""--start-from trained against --start-from initial: what starting from NNC's trained model costs and saves.
+
+Usage:  .venv/bin/python benchmarks/start_from.py [--project mnist] [--noise-seeds 0 1 2] [--epochs N]
+
+For each noisy-label variant of a sample project, the project is first trained with `nnabla_cli train`
+(as Neural Network Console trains it), which writes results.nnp. Then every ranking scores that
+results.nnp twice: from the trained parameters (only the traced epoch is trained again) and from the
+initialisation (every epoch is trained again). The table gives mislabel detection (flipped rows in the
+first 10%, AUROC), the epochs trained and the seconds of training and scoring, mean over noise seeds.
+
+Prints a table and writes benchmarks/out/start_from_<project>.md and .json.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from mislabel import MODELS, flipped_rows, measure  # noqa: E402
+from nnc_plugin.log import quiet_nnabla  # noqa: E402
+from nnc_plugin.options import ScoreOptions  # noqa: E402
+from nnc_plugin.pipeline import score  # noqa: E402
+from tables import publish  # noqa: E402
+
+RANKINGS = ("loss-history", "loss", "sgd-influence")
+
+
+def nnc_training(project, noise_seed, epochs, workdir):
+    """Train the noisy variant with nnabla_cli as NNC would; return (results.nnp, training seconds)."""
+    import time
+    folder = os.path.join(ROOT, "sample_projects", project)
+    with open(os.path.join(folder, MODELS[project]), encoding="utf-8") as f:
+        config = f.read()
+    config = config.replace('uri: "data/train.csv"', f'uri: "{folder}/data/train_noisy_s{noise_seed}.csv"')
+    config = config.replace('uri: "data/', f'uri: "{folder}/data/')
+    if epochs:
+        import re
+        config = re.sub(r"max_epoch: \d+", f"max_epoch: {epochs}", config)
+    path = os.path.join(workdir, f"noisy_s{noise_seed}.nntxt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(config)
+    results = os.path.join(workdir, f"results_s{noise_seed}")
+    os.makedirs(results, exist_ok=True)
+    started = time.perf_counter()
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "nnabla_cli"), "train", "-c", path, "-o", results],
+                   check=True, capture_output=True)
+    return os.path.join(results, "results.nnp"), time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--project", choices=sorted(MODELS), default="mnist")
+    parser.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="Max Epoch of NNC's training; default: the model's")
+    args = parser.parse_args()
+    quiet_nnabla()
+    folder = os.path.join(ROOT, "sample_projects", args.project)
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for noise_seed in args.noise_seeds:
+            nnp, nnc_seconds = nnc_training(args.project, noise_seed, args.epochs, workdir)
+            positives = flipped_rows(args.project, noise_seed)
+            for start in ("trained", "initial"):
+                for ranking in RANKINGS:
+                    run = score(ScoreOptions(
+                        model=nnp, input_train=os.path.join(folder, "data", f"train_noisy_s{noise_seed}.csv"),
+                        input_val=os.path.join(folder, "data", "val.csv"), ranking=ranking, start_from=start,
+                        output=os.path.join(workdir, "scores.csv"), cache_dir=os.path.join(workdir, f"c{noise_seed}{start}")))
+                    row = dict(measure(-run.scores, positives), noise_seed=noise_seed, nnc_seconds=nnc_seconds,
+                               epochs_trained=run.summary["epochs_trained"], epochs=run.summary["epochs"],
+                               train_seconds=run.summary["train_seconds"], score_seconds=run.summary["score_seconds"],
+                               reused=run.summary["reused_cache"][0])
+                    results.setdefault(f"{ranking}, start from {start}", []).append(row)
+                    print(f"noise seed {noise_seed}, {ranking}, {start}: {row}", file=sys.stderr, flush=True)
+
+    publish(f"start_from_{args.project}" + (f"_{args.epochs}epochs" if args.epochs else ""),
+            table(args.project, results), results)
+
+
+def table(project, results):
+    """The markdown table of `results` ({"<ranking>, start from <start>": [row per noise seed]})."""
+    first = results[next(iter(results))]
+    lines = [f"{project} sample, NNC's training (nnabla_cli train) of {first[0]['epochs']} epochs "
+             f"({np.mean([r['nnc_seconds'] for r in first]):.1f} s), 10% of training labels flipped, noise seeds "
+             f"{', '.join(str(r['noise_seed']) for r in first)} (mean over seeds).", "",
+             "| ranking, start | flipped in top 10% | AUROC | epochs trained | training s | scoring s |",
+             "|---|---|---|---|---|---|"]
+    for label, rows in results.items():
+        start = label.rsplit(" ", 1)[1]
+        trained = [r["train_seconds"] for key, group in results.items() if key.endswith(start)
+                   for r in group if not r["reused"]]
+        mean = {key: np.mean([r[key] for r in rows]) for key in ("top10", "auroc", "epochs_trained", "score_seconds")}
+        lines.append(f"| {label} | {mean['top10']:.3f} | {mean['auroc']:.3f} | {mean['epochs_trained']:.0f} | "
+                     f"{np.mean(trained):.2f} | {mean['score_seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
