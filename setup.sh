@@ -40,7 +40,7 @@ stamp=.venv/.installed
 want=$(cat pyproject.toml | cksum)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing nnabla and the plugin into .venv (a few minutes the first time)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,data]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,data,mpi]"
   echo "$want" > "$stamp"
 fi
 

@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+import time
 
 from .errors import InterruptedAfterWriting, UserError
 from .options import CleanseOptions, EvaluateOptions, ReportOptions, ScoreOptions, add_arguments, from_args
@@ -62,33 +63,49 @@ def build_parser():
 
 
 def run_safely(action, *args):
-    """Run `action`; turn user errors and Ctrl-C into one sentence and an exit status."""
+    """Run `action`; turn user errors and Ctrl-C into one sentence and an exit status.
+
+    In a run of several processes (mpiexec), a process that fails says why and stops the others, so the run
+    ends at once with no output written."""
     from .log import quiet_nnabla
+    from .parallel import world
     quiet_nnabla()
     try:
+        world()  # first: under mpiexec, every failure below can then stop the other processes
         action(*args)
-    except UserError as error:
-        print(f"nnc-cleanse: error: {error}", file=sys.stderr)
-        return 2
-    except InterruptedAfterWriting:
-        print("nnc-cleanse: interrupted after the outputs were written completely.", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("nnc-cleanse: interrupted; no output was written (a finished training stays cached for the next run).",
-              file=sys.stderr)
-        return 130
-    except MemoryError:
-        print("nnc-cleanse: error: out of memory; use a smaller --batch-size or fewer samples.", file=sys.stderr)
-        return 2
     except Exception as error:  # a bug, or an input no check foresaw: still one sentence, no traceback
-        if os.environ.get("NNC_CLEANSE_TRACEBACK"):
+        if os.environ.get("NNC_CLEANSE_TRACEBACK") and not isinstance(error, (UserError, MemoryError)):
             raise
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"nnc-cleanse: internal error: {type(error).__name__}{': ' + reason if reason else ''}; "
-              "please report it with the command you ran (set NNC_CLEANSE_TRACEBACK=1 to see where it "
-              "happened).", file=sys.stderr)
-        return 1
+        return _stop(*_sentence(error))
+    except InterruptedAfterWriting:
+        return _stop("nnc-cleanse: interrupted after the outputs were written completely.", 130)
+    except KeyboardInterrupt:
+        return _stop("nnc-cleanse: interrupted; no output was written (a finished training stays cached for the next "
+                     "run).", 130)
     return 0
+
+
+def _sentence(error):
+    """(message, exit status) for an exception."""
+    if isinstance(error, UserError):
+        return f"nnc-cleanse: error: {error}", 2
+    if isinstance(error, MemoryError):
+        return "nnc-cleanse: error: out of memory; use a smaller --batch-size or fewer samples.", 2
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return (f"nnc-cleanse: internal error: {type(error).__name__}{': ' + reason if reason else ''}; "
+            "please report it with the command you ran (set NNC_CLEANSE_TRACEBACK=1 to see where it happened).", 1)
+
+
+def _stop(message, status):
+    """Print `message`; in a run of several processes, end the others too (process 0 speaks first)."""
+    from .parallel import world_if_made
+    comm = world_if_made()
+    if comm is not None and comm.size > 1 and comm.rank > 0:
+        time.sleep(1.0)  # when every process fails alike, process 0's abort arrives first: one sentence, not K
+    print(message, file=sys.stderr, flush=True)
+    if comm is not None and comm.size > 1:
+        comm.abort(status)
+    return status
 
 
 def main(argv=None):

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from . import parallel
 from .data.checks import check_dataset
 from .data.dataset import read_dataset
 from .errors import UserError
@@ -152,8 +153,9 @@ def evaluate(options):
 
     plan = [(0, NONE, seed) for seed in range(options.seeds)]
     plan += [(k, ranking, seed) for k in counts for ranking in options.rankings + [RANDOM] for seed in range(options.seeds)]
+    comm = parallel.world()  # with mpiexec, the retrainings are shared out over the processes
     results = []
-    for number, (k, ranking, seed) in enumerate(plan, start=1):
+    for number, (k, ranking, seed) in list(enumerate(plan, start=1))[comm.rank::comm.size]:
         if ranking == NONE:
             removed = np.array([], dtype=np.int64)
         elif ranking == RANDOM:
@@ -164,9 +166,14 @@ def evaluate(options):
         accuracy, loss = retrain_and_test(project, train_data.subset(keep), test_data,
                                           replace(base_plan, seed=seed), options.context)
         results.append({"k": k, "ranking": ranking, "seed": seed, "removed": len(removed),
-                        "test_accuracy": accuracy, "test_loss": loss})
+                        "test_accuracy": accuracy, "test_loss": loss, "number": number})
         info(f"Evaluate {number}/{len(plan)}: removed {k} rows by {ranking}, seed {seed}: "
              f"test accuracy {accuracy:.4f}, test loss {loss:.4f}")
+    results = sorted((r for part in comm.gather(results) for r in part), key=lambda r: r["number"])
+    for row in results:
+        del row["number"]
+    if not comm.is_root:  # process 0 writes the tables
+        return _summary_rows(results)
     shutil.rmtree(workdir, ignore_errors=True)
 
     columns = ["k", "ranking", "seed", "removed", "test_accuracy", "test_loss"]

@@ -19,8 +19,14 @@ BAR_WIDTH = 30
 
 
 def info(message):
-    """Log a message for the user."""
-    logger.log(USER_LEVEL, message)
+    """Log a message for the user (in a run of several processes, process 0 speaks for all)."""
+    if _rank() == 0:
+        logger.log(USER_LEVEL, message)
+
+
+def _rank():
+    from .parallel import current_rank
+    return current_rank()
 
 
 def quiet_nnabla():
@@ -68,7 +74,7 @@ class Progress:
         self.done = 0
         self.note = ""
         self.start = time.perf_counter()
-        self.is_terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.is_terminal = bool(getattr(self.stream, "isatty", lambda: False)()) and _rank() == 0
         self._next_log_tenth = 1  # log when done reaches this many tenths of total (integers: no rounding drift)
         self._last_log = self.start
         self._logged = False

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import scores
+from . import parallel, scores
 from .data.checks import check_dataset
 from .data.dataset import read_dataset
 from .errors import UserError
 from .log import info
 from .model.project import load_project
 from .outputs.output import check_writable, interrupts_held, write_scored_csv
-from .outputs.summary import run_summary, summary_path, write_summary
+from .outputs.summary import run_summary, summary_path, trial_facts, write_summary
 from .scores.checks import check_differentiable
 from .training.cache import cache_folder, check_cache_folder
 from .training.trainer import TrainingPlan
@@ -81,8 +81,8 @@ def score_trial(trial, ranking):
     return values, validation_loss, seconds
 
 
-def _prepare(options, ranking):
-    """Read and check everything before any training; return the `TrialSetup`."""
+def _prepare(options, ranking, comm):
+    """Read and check everything before any training; return the `TrialSetup` (`comm`: data-parallel processes)."""
     project = load_project(options.model, context=options.context)
     if (options.epochs or project.max_epoch) < 1:
         raise UserError(f"The training configuration in {project.path} has no epochs (Max Epoch is {project.max_epoch}); "
@@ -94,6 +94,10 @@ def _prepare(options, ranking):
     cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
     check_cache_folder(cache_root, options.n_trials)
     check_differentiable(project, context=options.context, second_order=ranking.second_order)
+    if comm.size > 1 and project.influence_batch_statistics:
+        raise UserError(f"The network in {project.path} normalises with minibatch statistics, which sharing each "
+                        f"minibatch over {comm.size} processes would change; pass --n-trials {comm.size} (or more) "
+                        "to give each process whole trials instead, or run without mpiexec.")
 
     if project.eval_network_derived:
         info(f"Scoring with a copy of the network '{project.train_network}' in evaluation mode "
@@ -110,7 +114,8 @@ def _prepare(options, ranking):
                         seed=options.seed, shuffle=project.train_dataset.shuffle if project.train_dataset else True,
                         trace_epochs=options.trace_epochs, keep_step_parameters=ranking.keeps_step_parameters,
                         first_epoch=max(epochs - options.trace_epochs, 0) if trained is not None else 0)
-    return TrialSetup(project, train_data, val_data, plan, options.n_trials, cache_root, options.context, trained)
+    return TrialSetup(project, train_data, val_data, plan, options.n_trials, cache_root, options.context, trained,
+                      comm)
 
 
 def _trained_start(options, project, epochs):
@@ -145,20 +150,25 @@ def score(options):
     """
     options.validate()
     ranking = scores.create(options.ranking, mode=options.mode, reference=options.reference)
-    setup = _prepare(options, ranking)
-    trials, measured = [], []
+    comm = parallel.world()
+    spread = comm.size > 1 and options.n_trials >= comm.size  # else data-parallel (or one process)
+    setup = _prepare(options, ranking, parallel.SingleProcess() if spread else comm)
+    trials, measured = [], []  # measured: (trial number, scores, facts)
     with cache_folder(setup.cache_root):  # removed again if the run fails before caching anything
-        for number in range(options.n_trials):
+        for number in range(comm.rank, options.n_trials, comm.size) if spread else range(options.n_trials):
             trial = open_trial(setup, number)
             values, validation_loss, seconds = score_trial(trial, ranking)
             trials.append(trial)
-            measured.append((values, validation_loss, seconds))
-    averaged = np.mean([values for values, _, _ in measured], axis=0)
-    summary = run_summary(options, setup, trials, [(loss, seconds) for _, loss, seconds in measured])
+            measured.append((number, values, trial_facts(trial, validation_loss, seconds)))
+    if spread:  # every process learns every trial's scores, in trial order
+        measured = sorted((m for part in comm.gather(measured) for m in part), key=lambda m: m[0])
+    averaged = np.mean([values for _, values, _ in measured], axis=0)
+    summary = run_summary(options, setup, [facts for _, _, facts in measured], comm.size)
     for warning in summary["warnings"]:
         info(f"Warning: {warning}")
-    with interrupts_held():  # the CSV and its summary belong together
-        write_scored_csv(options.output, setup.train_data, averaged)
-        write_summary(summary_path(options.output), summary)
+    if comm.is_root:  # one process writes the outputs
+        with interrupts_held():  # the CSV and its summary belong together
+            write_scored_csv(options.output, setup.train_data, averaged)
+            write_summary(summary_path(options.output), summary)
     info(f"Wrote {options.output}: {len(setup.train_data)} rows, most harmful first (lowest influence).")
     return ScoreRun(scores=averaged, trials=trials, summary=summary)

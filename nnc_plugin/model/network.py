@@ -19,6 +19,7 @@ from nnabla.core.graph_def import ProtoGraph
 from nnabla.ext_utils import get_extension_context
 
 from ..errors import UserError
+from ..parallel import SingleProcess
 
 CONTEXTS = ("cpu", "cudnn")
 
@@ -75,6 +76,8 @@ class Model:
     seeded by `seed`, as NNC does when it starts training; trained parameters stored in the
     model file are not used.
     """
+
+    comm = SingleProcess()  # data-parallel runs set the communicator that shares every minibatch out
 
     def __init__(self, project, seed, context="cpu"):
         self.project = project
@@ -187,26 +190,32 @@ class Model:
         for variable, kind, multiplier in graph.generators:
             variable.d = _generator_values(kind, multiplier, variable.shape, self.generator_rng)
 
-    def evaluate_batches(self, dataset, batch_size):
-        """Run the scoring network over `dataset` in order; yield (row indices, graph) after each forward.
+    def evaluate_batches(self, dataset, batch_size, rows=None):
+        """Run the scoring network over the `rows` of `dataset` (default: all) in order; yield (row indices, graph)
+        after each forward.
 
         Every batch uses one graph (the last is padded, see `padded`); the graph's outputs hold
         the batch's values in their first len(row indices) rows.
         """
-        size = min(batch_size, len(dataset))
+        rows = np.arange(len(dataset)) if rows is None else np.asarray(rows)
+        if not len(rows):
+            return
+        size = min(batch_size, len(rows))
         graph = self.loss_graph(size, train=False)
-        for start in range(0, len(dataset), size):
-            rows = np.arange(start, min(len(dataset), start + size))
-            self.feed(graph, dataset, padded(rows, size)[0])
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            self.feed(graph, dataset, padded(batch, size)[0])
             graph.per_sample_loss.forward()  # buffers kept: callers may read the prediction too
-            yield rows, graph
+            yield batch, graph
 
     def per_sample_losses(self, dataset, batch_size=64):
-        """Loss of every row of `dataset` under the scoring network at the current parameters (float64)."""
+        """Loss of every row of `dataset` under the scoring network at the current parameters (float64).
+
+        In a data-parallel run each process computes its share of the rows."""
         losses = np.zeros(len(dataset), dtype=np.float64)
-        for rows, graph in self.evaluate_batches(dataset, batch_size):
+        for rows, graph in self.evaluate_batches(dataset, batch_size, self.comm.share(np.arange(len(dataset)))):
             losses[rows] = graph.per_sample_loss.d[:len(rows)]
-        return losses
+        return self.comm.sum_arrays([losses])[0]
 
     # Parameter state -------------------------------------------------------------------
     def parameter_arrays(self, trainable_only=False):

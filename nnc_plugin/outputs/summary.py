@@ -30,9 +30,19 @@ def write_summary(path, summary):
     write_atomically(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-def run_summary(options, setup, trials, measured):
-    """The summary of a `score` run (`setup`: its TrialSetup; `measured`: (validation loss, seconds) per trial)."""
-    project, plan, first = setup.project, setup.plan, trials[0]
+def trial_facts(trial, validation_loss, seconds):
+    """What the summary says of one scored trial, as plain values (they travel between processes)."""
+    return {"traced_steps": len(trial.record.schedule), "cache_bytes": trial.cache.size_bytes(),
+            "parameter_count": trial.model.parameter_count(),
+            "trainable_parameters": trial.model.parameter_count(trainable_only=True),
+            "train_seconds": trial.record.train_seconds, "epoch_seconds": list(trial.record.epoch_seconds),
+            "reused": trial.reused, "warnings": training_warnings(trial), "validation_loss": validation_loss,
+            "score_seconds": seconds}
+
+
+def run_summary(options, setup, facts, processes=1):
+    """The summary of a `score` run (`setup`: its TrialSetup; `facts`: `trial_facts` of every trial, in order)."""
+    project, plan, first = setup.project, setup.plan, facts[0]
     return {
         "model": project.path,
         "input_train": setup.train_data.path,
@@ -46,22 +56,23 @@ def run_summary(options, setup, trials, measured):
         "epochs_trained": plan.epochs_to_run,
         "batch_size": plan.batch_size,
         "trace_epochs": min(plan.trace_epochs, plan.epochs),
-        "traced_steps": len(first.record.schedule),
+        "traced_steps": first["traced_steps"],
         "mode": options.mode,
         "n_trials": options.n_trials,
         "seed": options.seed,
         "solver": project.solver_name,
         "context": options.context,
+        "processes": processes,
         "cache_dir": setup.cache_root,
-        "cache_bytes": first.cache.size_bytes(),
-        "cache_bytes_all_trials": int(sum(t.cache.size_bytes() for t in trials)),
-        "parameter_bytes": 4 * first.model.parameter_count(),
-        "trainable_parameters": first.model.parameter_count(trainable_only=True),
-        "train_seconds": float(sum(t.record.train_seconds for t in trials)),
-        "score_seconds": float(sum(seconds for _, seconds in measured)),
-        "epoch_seconds": float(np.mean([s for t in trials for s in t.record.epoch_seconds])),
-        "validation_loss": float(np.mean([loss for loss, _ in measured])),
-        "reused_cache": [t.reused for t in trials],
+        "cache_bytes": first["cache_bytes"],
+        "cache_bytes_all_trials": int(sum(f["cache_bytes"] for f in facts)),
+        "parameter_bytes": 4 * first["parameter_count"],
+        "trainable_parameters": first["trainable_parameters"],
+        "train_seconds": float(sum(f["train_seconds"] for f in facts)),
+        "score_seconds": float(sum(f["score_seconds"] for f in facts)),
+        "epoch_seconds": float(np.mean([s for f in facts for s in f["epoch_seconds"]])),
+        "validation_loss": float(np.mean([f["validation_loss"] for f in facts])),
+        "reused_cache": [f["reused"] for f in facts],
         "scoring_path": "per-sample reference" if options.reference else "batched",
-        "warnings": training_warnings(first),
+        "warnings": first["warnings"],
     }

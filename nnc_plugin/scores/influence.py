@@ -158,23 +158,28 @@ class PerSampleDirectional:
 
 
 def validation_gradient(model, dataset, batch_size=64):
-    """Return (u, mean loss): the gradient of the mean validation loss at the current parameters."""
+    """Return (u, mean loss): the gradient of the mean validation loss at the current parameters.
+
+    In a data-parallel run each process takes its share of the rows and the sums are combined."""
     parameters = list(model.parameters.values())
     for p in parameters:
         p.grad.zero()
     n = len(dataset)
-    size = min(batch_size, n)
-    graph = model.loss_graph(size, train=False)
-    with nn.context_scope(model.context):
-        summed = F.sum(graph.per_sample_loss * graph.sample_weights)
+    rows = model.comm.share(np.arange(n))
     loss_sum = 0.0
-    for start in range(0, n, size):
-        indices, weights = padded(np.arange(start, min(n, start + size)), size)
-        model.feed(graph, dataset, indices, weights)
-        summed.forward(clear_no_need_grad=True)
-        summed.backward(clear_buffer=True)  # parameter gradients accumulate over batches
-        loss_sum += float(summed.d)
-    return [p.g.copy() / n for p in parameters], loss_sum / n
+    if len(rows):
+        size = min(batch_size, len(rows))
+        graph = model.loss_graph(size, train=False)
+        with nn.context_scope(model.context):
+            summed = F.sum(graph.per_sample_loss * graph.sample_weights)
+        for start in range(0, len(rows), size):
+            indices, weights = padded(rows[start:start + size], size)
+            model.feed(graph, dataset, indices, weights)
+            summed.forward(clear_no_need_grad=True)
+            summed.backward(clear_buffer=True)  # parameter gradients accumulate over batches
+            loss_sum += float(summed.d)
+    totals = model.comm.sum_arrays([p.g.copy() for p in parameters] + [np.array([loss_sum])])
+    return [g / n for g in totals[:-1]], float(totals[-1][0]) / n
 
 
 def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
@@ -198,7 +203,9 @@ def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
     """
     settings = settings or PropagationSettings()
     weight_decay, load_parameters_before_step = settings.weight_decay, settings.load_parameters_before_step
+    comm = model.comm  # data-parallel: each process takes its share of every minibatch
     largest = int(np.max(np.diff(schedule.offsets))) if len(schedule) else 1
+    largest = len(comm.share(np.arange(largest)))
     directional = PerSampleDirectional(model) if settings.reference else BatchedDirectional(model, batch_size=largest)
     final = model.parameter_arrays() if load_parameters_before_step else None
     influence = np.zeros(len(dataset), dtype=np.float64)
@@ -211,8 +218,13 @@ def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
             if load_parameters_before_step:
                 load_parameters_before_step(t)
             v = [(learning_rate * c * a).astype(np.float32) for c, a in zip(step_factors(t), u)]
-            scores, hvp = directional(dataset, indices, v)
-            np.add.at(influence, indices, scores / len(indices))
+            mine = comm.share(indices)
+            if len(mine):
+                scores, hvp = directional(dataset, mine, v)
+                np.add.at(influence, mine, scores / len(indices))
+            else:
+                hvp = [np.zeros_like(d) for d in v]
+            hvp = comm.sum_arrays(hvp)
             if t > 0:
                 u = [a - h / len(indices) - weight_decay * d for a, h, d in zip(u, hvp, v)]
                 growth = max(growth, _norm(u) / start_norm if start_norm > 0 else 1.0)
@@ -220,7 +232,7 @@ def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
     if final is not None:
         model.set_parameter_arrays(final)
     settings.u_growth = float(growth)
-    return influence
+    return comm.sum_arrays([influence])[0]
 
 
 def _norm(arrays):

@@ -28,11 +28,11 @@ def self_influence(model, dataset, factors, learning_rate):
     parameters = list(model.parameters.values())
     graph = model.loss_graph(1, train=False)
     values = np.zeros(len(dataset), dtype=np.float64)
-    for index in range(len(dataset)):
+    for index in model.comm.share(np.arange(len(dataset))):  # data-parallel: this process's share of the rows
         model.feed(graph, dataset, np.array([index]))
         for p in parameters:
             p.grad.zero()
         graph.mean_loss.forward(clear_no_need_grad=True)
         graph.mean_loss.backward(clear_buffer=True)
         values[index] = learning_rate * sum(float(np.sum(c * p.g * p.g)) for c, p in zip(factors, parameters))
-    return values
+    return model.comm.sum_arrays([values])[0]

@@ -17,6 +17,7 @@ manifest records what the run was made from, part by part (the model, the traini
 seed and the settings), so a rerun can say which of them changed when it trains again.
 """
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -119,11 +120,21 @@ def cache_folder(root):
         raise
 
 
+def _writes(method):
+    """A method that writes the cache does nothing in a process that only reads it (TrialCache.writable)."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        return method(self, *args, **kwargs) if self.writable else None
+    return guarded
+
+
 class TrialCache:
     """One trial's cache folder: the only code that names, writes and reads its files."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, writable=True):
         self.folder = folder
+        # In a data-parallel run every process reads the cache and process 0 alone writes it.
+        self.writable = writable
 
     @property
     def manifest_path(self):
@@ -136,6 +147,7 @@ class TrialCache:
         return os.path.join(self.folder, "steps", f"{kind}_{t:06d}" + (".h5" if kind == "params" else ".npz"))
 
     # What training writes and scoring reads -------------------------------------------
+    @_writes
     def save_training(self, model, record, key, details):
         """Store a finished training run (the model's final parameters and its `record`), manifest last."""
         model.save_parameters(self._path("final.h5"))
@@ -161,6 +173,7 @@ class TrialCache:
         model.load_parameters(self._path("final.h5"))
         return record
 
+    @_writes
     def save_step_parameters(self, t, model):
         """--mode all: the parameters before traced step t."""
         model.save_parameters(self._step_path("params", t))
@@ -168,6 +181,7 @@ class TrialCache:
     def load_step_parameters(self, t, model):
         model.load_parameters(self._step_path("params", t))
 
+    @_writes
     def save_step_factors(self, t, factors):
         """--mode all with an adaptive solver: the step factors of traced step t ({parameter: array})."""
         save_arrays(self._step_path("factors", t), factors)
@@ -211,6 +225,7 @@ class TrialCache:
             return []
         return sorted(name for name in os.listdir(self.folder) if name not in CACHE_ENTRIES)
 
+    @_writes
     def start(self):
         """Empty the folder for a new run (the old manifest goes first, so a crash leaves no stale cache)."""
         foreign = self.foreign_entries()
@@ -223,11 +238,13 @@ class TrialCache:
             shutil.rmtree(self.folder)
         os.makedirs(os.path.join(self.folder, "steps"), exist_ok=True)
 
+    @_writes
     def discard(self):
         """Remove an unfinished run's folder (a finished one, with its manifest, is kept)."""
         if os.path.isdir(self.folder) and self.read_manifest() is None and not self.foreign_entries():
             shutil.rmtree(self.folder, ignore_errors=True)
 
+    @_writes
     def finish(self, key, details):
         """Write the manifest (last): the run in this folder is complete and made from `key`."""
         files = sorted(os.path.relpath(os.path.join(root, name), self.folder)

@@ -128,10 +128,10 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
                 if traced and plan.keep_step_parameters:
                     cache.save_step_parameters(len(traced_rates), model)
                 weights = None if sample_weights is None else sample_weights[indices]
-                loss, losses = _update(model, dataset, indices, learning_rate, weights,
-                                       squared_gradients if traced else None)
+                loss, rows, losses = _update(model, dataset, indices, learning_rate, weights,
+                                             squared_gradients if traced else None)
                 if epoch >= first_history_epoch:
-                    history_sum[indices] += losses
+                    history_sum[rows] += losses
                 if not math.isfinite(loss):
                     raise UserError(
                         f"The training loss became {'NaN' if math.isnan(loss) else 'infinite'} in epoch {epoch + 1} "
@@ -159,19 +159,36 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
     record.schedule = Schedule(np.concatenate(traced_indices).astype(np.int32),
                                np.asarray(traced_offsets, dtype=np.int64),
                                np.asarray(traced_rates, dtype=np.float64))
+    history_sum = model.comm.sum_arrays([history_sum])[0]  # data-parallel: each process saw its share of the rows
     record.loss_history = (history_sum / max(epochs - first_history_epoch, 1)).astype(np.float32)
     return record
 
 
 def _update(model, dataset, indices, learning_rate, weights=None, squared_gradients=None):
-    """One solver step on the samples `indices`; returns their mean loss and each one's loss, before the step.
+    """One solver step on the samples `indices`; return their mean loss and (rows, each row's loss) of the rows this
+    process computed, before the step.
 
+    In a data-parallel run each process takes its share of the minibatch; the gradients (each share's mean,
+    weighted by its size) are summed over the processes, so every process applies the same update.
     `squared_gradients`, when given, receives the square of the loss gradient (weight decay not included)."""
-    graph = model.loss_graph(len(indices), train=True)
-    model.feed(graph, dataset, indices, weights)
-    graph.mean_loss.forward(clear_no_need_grad=True)
+    comm = model.comm
+    positions = comm.share(np.arange(len(indices)))
+    rows = indices[positions]
+    parameters = list(model.parameters.values())
     model.solver.zero_grad()
-    graph.mean_loss.backward(clear_buffer=True)
+    mean_loss, losses = 0.0, np.zeros(0)
+    if len(rows):
+        graph = model.loss_graph(len(rows), train=True)
+        model.feed(graph, dataset, rows, None if weights is None else weights[positions])
+        graph.mean_loss.forward(clear_no_need_grad=True)
+        graph.mean_loss.backward(clear_buffer=True)
+        mean_loss, losses = float(graph.mean_loss.d), graph.per_sample_loss.d.copy()
+    if comm.size > 1:
+        share = len(rows) / len(indices)
+        totals = comm.sum_arrays([p.g * share for p in parameters] + [np.array([mean_loss * share])])
+        for parameter, total in zip(parameters, totals):
+            parameter.g = total
+        mean_loss = float(totals[-1][0])
     if squared_gradients is not None:
         for name, parameter in model.parameters.items():
             squared_gradients[name] += np.square(parameter.g)
@@ -179,7 +196,7 @@ def _update(model, dataset, indices, learning_rate, weights=None, squared_gradie
         model.solver.weight_decay(model.project.weight_decay)
     model.solver.set_learning_rate(learning_rate)
     model.solver.update()
-    return float(graph.mean_loss.d), graph.per_sample_loss.d.copy()
+    return mean_loss, rows, losses
 
 
 def _adaptive_factors(model):

@@ -6,7 +6,7 @@ ranking reads (the model at its final parameters, the training record, the datas
 step factors).
 """
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import nnabla
@@ -14,9 +14,11 @@ import numpy as np
 
 from . import step_size
 from ..data.dataset import Dataset
+from ..errors import UserError
 from ..log import info
 from ..model.network import Model
 from ..model.project import Project
+from ..parallel import SingleProcess
 from .cache import TrialCache, fingerprint, trial_key
 from .trainer import TrainingPlan, TrainingRecord, train
 
@@ -32,6 +34,7 @@ class TrialSetup:
     cache_root: str = ""
     context: str = "cpu"
     trained_parameters: Optional[dict] = None  # the model file's parameters, when training continues from them
+    comm: SingleProcess = field(default_factory=SingleProcess)  # shares every minibatch out (data-parallel)
 
 
 @dataclass
@@ -108,21 +111,31 @@ def _key(setup, plan):
          "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch})
 
 
+def _model(setup, seed):
+    model = Model(setup.project, seed=seed, context=setup.context)
+    model.comm = setup.comm
+    return model
+
+
 def open_trial(setup, number):
     """Train trial `number` (or reuse its cached training); return the `Trial`."""
     plan = replace(setup.plan, seed=setup.plan.seed + number, trace_epochs=min(setup.plan.trace_epochs,
                                                                                setup.plan.epochs))
     label = f"Trial {number + 1}/{setup.n_trials}"
-    cache = TrialCache(os.path.join(setup.cache_root, f"trial_{number}"))
+    comm = setup.comm
+    cache = TrialCache(os.path.join(setup.cache_root, f"trial_{number}"), writable=comm.is_root)
     key = _key(setup, replace(plan, trace_epochs=setup.plan.trace_epochs))
-    model = Model(setup.project, seed=plan.seed, context=setup.context)
-    reused, why_not = cache.reusable(key)
+    model = _model(setup, plan.seed)
+    reused, why_not = comm.broadcast(cache.reusable(key))  # process 0 decides for every process
     if reused:
         try:
             record = cache.load_training(model)
         except Exception as error:  # a damaged cache file: train again rather than fail
             reused, why_not = False, f"its files cannot be read ({type(error).__name__})"
-            model = Model(setup.project, seed=plan.seed, context=setup.context)
+            model = _model(setup, plan.seed)
+        if comm.size > 1 and not all(comm.gather(reused)):
+            raise UserError(f"Not every process could read the training cached in {cache.folder}; "
+                            "delete that folder and run again.")
     if reused:
         info(f"{label}: reusing the training cached in {cache.folder} "
              "(same model, data, seed and settings); not training again.")
@@ -147,6 +160,7 @@ def open_trial(setup, number):
         except BaseException:  # failed or interrupted: an unfinished cache is of no use to a rerun
             cache.discard()
             raise
+        comm.barrier()  # the other processes read what process 0 has now written
     # Scoring draws its own generator values, the same whether the training ran now or was reused.
     model.generator_rng = np.random.RandomState(plan.seed + 2)
     return Trial(number, setup, model, record, cache, reused)
