@@ -182,6 +182,12 @@ def _check_structure(path, proto):
     step_size.check_supported("Sgd" if solver == "SGD" else solver, path)
     for network in proto.network:
         _check_graph(path, network)
+    if any(network.repeat_info or any(f.type in RECURRENT_LAYERS for f in network.function) for network in proto.network):
+        # Unrolled here first: nnabla's loader unrolls them too, and a loop it cannot unroll must be
+        # refused by name before that loader (or the graph builder) can wait on it forever.
+        from .network import unrolled_graph
+        with _nnabla_quiet():
+            unrolled_graph(proto, path, param_scope=OrderedDict())
 
 
 def _check_graph(path, network):

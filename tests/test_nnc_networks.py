@@ -1,0 +1,159 @@
+"""Real NNC layer families: each small network, written as NNC writes it, trains and scores end to end.
+
+NNC saves residual blocks as RepeatStart/RepeatEnd and recurrent networks as RecurrentInput,
+RecurrentOutput and Delay: loop control that nnabla unrolls before it builds a graph. Before the
+plugin did the same, those projects hung in nnabla's graph walk. Each family below is scored by
+`nnc-cleanse score --epochs 1` on a few real 8x8 digits with the loss rankings and with
+SGD-influence (every layer here has second derivatives in nnabla); every run must end with exit 0
+and a complete scored CSV, within a timeout that a hang would exceed.
+"""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from nnc_style import FAMILIES, Network, _classifier, project_text, scored_rows, write_family
+
+TIMEOUT = 240  # seconds: each run takes a few; a hang in graph building would never end
+TRAIN_ROWS = 48
+
+
+def _score(cli_run, model, train, val, output, ranking, *extra):
+    return cli_run("score", "-m", model, "-t", train, "-v", val, "-o", output, "--epochs", "1", "-r", ranking,
+                   *extra, timeout=TIMEOUT)
+
+
+@pytest.fixture
+def run():
+    """`nnc-cleanse` as a user runs it, with a timeout; returns the CompletedProcess."""
+    import sys
+    executable = os.path.join(os.path.dirname(sys.executable), "nnc-cleanse")
+
+    def call(*args, timeout=TIMEOUT):
+        return subprocess.run([executable, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return call
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_layer_family_scores_with_every_ranking(tmp_path, sample_data, run, family):
+    model, train, val = write_family(family, str(tmp_path), os.path.join(sample_data, "digits"),
+                                     train_rows=TRAIN_ROWS)
+    for ranking in ("loss-history", "loss", "sgd-influence"):
+        output = tmp_path / f"{ranking}.csv"
+        result = _score(run, model, train, val, output, ranking)
+        assert result.returncode == 0, f"{family} {ranking}: {result.stderr}"
+        assert "Traceback" not in result.stderr
+        rows = scored_rows(output)
+        assert len(rows) == TRAIN_ROWS
+        scores = np.array([float(r[-2]) for r in rows])
+        assert np.all(np.diff(scores) >= 0), "most harmful first"
+        assert np.ptp(scores) > 0, f"{family} {ranking}: every row got the same score"
+
+
+def test_loop_without_delay_is_refused_by_name_not_hung(tmp_path, sample_data, run):
+    """A recurrent network whose step reads its own output (no Delay between) cannot be computed:
+    one sentence naming a layer of the loop, quickly, instead of nnabla's endless walk."""
+    model, train, val = write_family("recurrent", str(tmp_path), os.path.join(sample_data, "digits"), train_rows=8)
+    text = open(model, encoding="utf-8").read()
+    cut = 'input: "RecurrentInput"\n    input: "Delay"'
+    assert cut in text
+    open(model, "w", encoding="utf-8").write(text.replace(cut, 'input: "RecurrentInput"\n    input: "Tanh"'))
+    result = _score(run, model, train, val, tmp_path / "out.csv", "loss-history")
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("nnc-cleanse: error: The layer '")
+    assert "needs its own output" in message and model in message and "Delay" in message
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_loop_layer_with_unknown_loop_is_refused(tmp_path, sample_data, run):
+    model, train, val = write_family("recurrent", str(tmp_path), os.path.join(sample_data, "digits"), train_rows=8)
+    text = open(model, encoding="utf-8").read()
+    cut = 'recurrent_param { repeat_id: "RecurrentInput" }'
+    assert cut in text
+    open(model, "w", encoding="utf-8").write(text.replace(cut, 'recurrent_param { repeat_id: "Elsewhere" }'))
+    result = _score(run, model, train, val, tmp_path / "out.csv", "loss-history")
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert "The layer 'Delay' (Delay)" in message and "'Elsewhere'" in message and model in message
+
+
+# Models written by nnabla scripts: the loss is the mean (or sum) over the batch of a per-sample loss --------
+
+def _script_style(reduction):
+    """The digits classifier ending, as an nnabla script saves F.mean(F.categorical_cross_entropy(...)),
+    in a Mean/Sum layer over the batch (`reduction`: (layer type, parameter text, output shape))."""
+    n = Network()
+    n.variable("Input", (1, 8, 8))
+    network, data, loss, _, _ = _classifier(n, "Input", 64)
+    kind, param, shape = reduction
+    scalar = n.layer(kind, kind, [loss], shape, param=param, batch=False)
+    return network, data, scalar
+
+
+def _write(tmp_path, sample_data, network, data, loss, name):
+    from nnc_style import digits_csv
+    digits = os.path.join(sample_data, "digits", "data")
+    train = digits_csv(os.path.join(digits, "train.csv"), tmp_path / "train.csv", TRAIN_ROWS)
+    val = digits_csv(os.path.join(digits, "val.csv"), tmp_path / "val.csv", 16)
+    model = tmp_path / f"{name}.nntxt"
+    model.write_text(project_text(network, train, val, data, loss), encoding="utf-8")
+    return str(model), train, val
+
+
+MEAN_ALL = ("Mean", "mean_param { axes: 0 axes: 1 keep_dims: false }", ())
+
+
+def test_scalar_mean_loss_of_a_script_scores_as_its_per_sample_loss(tmp_path, sample_data, run):
+    """The same network with and without the final mean trains the same objective: identical scores."""
+    scores = {}
+    for name in ("per_sample", "scalar"):
+        folder = tmp_path / name
+        folder.mkdir()
+        if name == "scalar":
+            network, data, loss = _script_style(MEAN_ALL)
+        else:
+            network, data, loss, _, _ = _classifier(_input_network(), "Input", 64)
+        model, train, val = _write(folder, sample_data, network, data, loss, name)
+        for ranking in ("loss-history", "sgd-influence"):
+            result = _score(run, model, train, val, folder / f"{ranking}.csv", ranking)
+            assert result.returncode == 0, result.stderr
+            rows = scored_rows(folder / f"{ranking}.csv")
+            scores[name, ranking] = {int(r[-1]): float(r[-2]) for r in rows}
+    for ranking in ("loss-history", "sgd-influence"):
+        a, b = scores["per_sample", ranking], scores["scalar", ranking]
+        assert len(a) == TRAIN_ROWS
+        np.testing.assert_allclose([b[i] for i in sorted(a)], [a[i] for i in sorted(a)], rtol=1e-4, atol=1e-7)
+
+
+def test_scalar_sum_loss_scores(tmp_path, sample_data, run):
+    network, data, loss = _script_style(("Sum", "sum_param { axes: 0 axes: 1 keep_dims: false }", ()))
+    model, train, val = _write(tmp_path, sample_data, network, data, loss, "summed")
+    result = _score(run, model, train, val, tmp_path / "out.csv", "sgd-influence", "--batch-size", "4")
+    assert result.returncode == 0, result.stderr
+    assert len(scored_rows(tmp_path / "out.csv")) == TRAIN_ROWS
+
+
+def test_loss_mixing_the_batch_before_the_per_sample_loss_is_refused(tmp_path, sample_data, run):
+    """A Sum over the batch before the final Mean: no per-sample loss exists, refused naming the Sum layer."""
+    n = Network()
+    n.variable("Input", (1, 8, 8))
+    network, data, loss, _, _ = _classifier(n, "Input", 64)
+    summed = n.layer("BatchSum", "Sum", [loss], (1, 1), param="sum_param { axes: 0 keep_dims: true }", batch=False)
+    scalar = n.layer("Mean", "Mean", [summed], (), param="mean_param { axes: 0 axes: 1 keep_dims: false }",
+                     batch=False)
+    model, train, val = _write(tmp_path, sample_data, network, data, scalar, "mixed")
+    result = _score(run, model, train, val, tmp_path / "out.csv", "loss-history")
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("nnc-cleanse: error: The loss ")
+    assert "the Sum layer 'BatchSum'" in message and model in message
+    assert not (tmp_path / "out.csv").exists()
+
+
+def _input_network():
+    n = Network()
+    n.variable("Input", (1, 8, 8))
+    return n
