@@ -173,6 +173,13 @@ def _check_structure(path, proto):
         if loss.variable_name not in outputs:
             raise UserError(f"The loss variable '{loss.variable_name}' named by the optimizer in {path} is the output "
                             f"of no layer of the network '{network.name}'; set a loss layer and export the project again.")
+    used = {name for function in network.function for name in function.input}
+    for parameter in optimizer.parameter_variable:
+        # nnabla's loader hands the solver an unused parameter as None, and nnabla crashes (a segfault) on it.
+        if parameter.variable_name in _variable_names(network) and parameter.variable_name not in used:
+            raise UserError(f"The optimizer in {path} updates the parameter '{parameter.variable_name}', which no layer "
+                            f"of the network '{network.name}' uses; connect or delete that layer in Neural Network "
+                            "Console and export the project again.")
     datasets = {d.name for d in proto.dataset}
     for name in optimizer.dataset_name:
         if name not in datasets:
