@@ -69,9 +69,9 @@ def _generator_values(kind, multiplier, shape, rng):
     raise UserError(f"The generator type '{kind}' in the optimizer is not supported; use Normal, Uniform or Constant.")
 
 
-# Layers that NNC's loop control is made of: nnabla's loader unrolls them (expand_loop_control) before
-# it builds a graph, replacing them with Identity, Split and Stack layers and copying the layers between.
-LOOP_CONTROL_LAYERS = ("RepeatStart", "RepeatEnd", "RecurrentInput", "RecurrentOutput", "Delay")
+# NNC's loop control layers (project.RECURRENT_LAYERS) and their number of inputs: nnabla's loader unrolls
+# them (expand_loop_control) before it builds a graph, into Identity, Split and Stack layers and copies of
+# the layers between.
 _LOOP_INPUTS = {"RepeatStart": 2, "RepeatEnd": 1, "RecurrentOutput": 1, "Delay": 2}
 
 
@@ -281,8 +281,10 @@ class Model:
         """(per-sample loss, factor) of a scalar loss that a Mean or Sum over the batch makes of one.
 
         Models written by nnabla scripts end in F.mean(per-sample loss); the per-sample loss before
-        that reduction serves, scaled so that the training objective stays the same (a Sum adds up
-        what a mean would divide). A batch mixed before that point is refused, naming the layer.
+        that reduction serves, scaled so that the training objective stays the same. A Sum adds up
+        what a mean would divide: its per-sample losses are multiplied by the model's batch size in
+        graphs of every batch size (so they mean the same in scoring graphs), which is exactly the
+        summed objective at that batch size. A batch mixed before that point is refused, naming the layer.
         """
         path = self.project.path
         reduction = network.functions.get(network.variables[loss_name].parent)
@@ -294,7 +296,9 @@ class Model:
                 mixing = _batch_mixing_layer(network, source.name, batch_size)
                 if mixing is None:
                     loss = network.variables[loss_name].variable_instance
-                    factor = values.size / loss.size if reduction.type in ("Sum", "ReduceSum") else 1.0
+                    factor = 1.0
+                    if reduction.type in ("Sum", "ReduceSum"):  # the objective is (rows x row size / outputs) x mean
+                        factor = self.project.batch_size * (values.size / batch_size) / loss.size
                     return values, factor
                 loss_name = source.name
         mixing = _batch_mixing_layer(network, loss_name, batch_size)

@@ -128,12 +128,30 @@ def test_scalar_mean_loss_of_a_script_scores_as_its_per_sample_loss(tmp_path, sa
         np.testing.assert_allclose([b[i] for i in sorted(a)], [a[i] for i in sorted(a)], rtol=1e-4, atol=1e-7)
 
 
-def test_scalar_sum_loss_scores(tmp_path, sample_data, run):
-    network, data, loss = _script_style(("Sum", "sum_param { axes: 0 axes: 1 keep_dims: false }", ()))
-    model, train, val = _write(tmp_path, sample_data, network, data, loss, "summed")
-    result = _score(run, model, train, val, tmp_path / "out.csv", "sgd-influence", "--batch-size", "4")
-    assert result.returncode == 0, result.stderr
-    assert len(scored_rows(tmp_path / "out.csv")) == TRAIN_ROWS
+def test_scalar_sum_loss_trains_the_summed_objective(tmp_path, sample_data, run):
+    """A Sum over the batch (batch size 16) with learning rate lr/16 takes the same SGD steps as the per-sample
+    network with lr, and its per-sample losses are the summed objective's: 16 times the loss."""
+    scores = {}
+    for name, lr in (("per_sample", 0.05), ("summed", 0.05 / 16)):
+        folder = tmp_path / name
+        folder.mkdir()
+        if name == "summed":
+            network, data, loss = _script_style(("Sum", "sum_param { axes: 0 axes: 1 keep_dims: false }", ()))
+        else:
+            network, data, loss, _, _ = _classifier(_input_network(), "Input", 64)
+        from nnc_style import digits_csv
+        digits = os.path.join(sample_data, "digits", "data")
+        train = digits_csv(os.path.join(digits, "train.csv"), folder / "train.csv", TRAIN_ROWS)
+        val = digits_csv(os.path.join(digits, "val.csv"), folder / "val.csv", 16)
+        model = folder / f"{name}.nntxt"
+        model.write_text(project_text(network, train, val, data, loss, lr=lr), encoding="utf-8")
+        result = _score(run, model, train, val, folder / "out.csv", "loss-history")
+        assert result.returncode == 0, result.stderr
+        scores[name] = {int(r[-1]): float(r[-2]) for r in scored_rows(folder / "out.csv")}
+    rows = sorted(scores["per_sample"])
+    assert len(rows) == TRAIN_ROWS
+    np.testing.assert_allclose([scores["summed"][i] for i in rows], [16 * scores["per_sample"][i] for i in rows],
+                               rtol=1e-4)
 
 
 def test_loss_mixing_the_batch_before_the_per_sample_loss_is_refused(tmp_path, sample_data, run):
@@ -157,3 +175,31 @@ def _input_network():
     n = Network()
     n.variable("Input", (1, 8, 8))
     return n
+
+
+def test_benchmark_script_reports_each_network(tmp_path, sample_data):
+    """benchmarks/nnc_networks.py writes its own datasets from the model files alone and tells OK from refused."""
+    import sys
+    from conftest import ROOT
+    models = tmp_path / "models"
+    models.mkdir()
+    for family in ("recurrent", "auto_encoder", "binary"):
+        folder = tmp_path / family
+        folder.mkdir()
+        model, _, _ = write_family(family, str(folder), os.path.join(sample_data, "digits"), train_rows=4)
+        text = open(model, encoding="utf-8").read()
+        (models / f"{family}.nntxt").write_text(text, encoding="utf-8")
+    broken = text.replace('input: "Affine"\n', 'input: "Sigmoid"\n', 1)  # the binary network, in a cycle
+    assert broken != text
+    (models / "cycle.nntxt").write_text(broken, encoding="utf-8")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "nnc_networks.py"), str(models),
+                             "--rankings", "loss-history,sgd-influence", "--timeout", "120", "--name", "test_run"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]]
+             for line in result.stdout.splitlines() if line.startswith("| ") and "network" not in line}
+    assert set(table) == {"recurrent", "auto_encoder", "binary", "cycle"}
+    for family in ("recurrent", "auto_encoder", "binary"):
+        assert all(cell.startswith("OK") for cell in table[family]), table[family]
+    assert all(cell.startswith("refused (R") for cell in table["cycle"]), table["cycle"]
+    assert "form a cycle" in result.stdout
