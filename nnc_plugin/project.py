@@ -8,6 +8,7 @@ variables, the solver and its schedule, the epochs and the batch size.
 import contextlib
 import copy
 import os
+import re
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -396,9 +397,24 @@ def _cancelled_biases(network_proto, trainable):
         layer = getattr(source, _BIASED_LAYERS[source.type])
         if getattr(layer, "channel_last", False) or len(consumers.get(function.input[0], [])) != 1:
             continue
-        if _subtracts_channel_means(function, layer.base_axis or 1) and source.input[2] in trainable:
-            cancelled.append(source.input[2])
+        if _subtracts_channel_means(function, layer.base_axis or 1):
+            cancelled += _unrolled_names(source.input[2], trainable)
     return cancelled
+
+
+def _unrolled_names(name, names):
+    """The names in `names` that the parameter `name` becomes once its loops are unrolled (itself outside loops).
+
+    Inside a Repeat block NNC names a parameter 'Convolution_2{RepeatStart}/conv/b'; unrolled, it is one
+    parameter per repetition, 'Convolution_2[0]/conv/b', 'Convolution_2[1]/conv/b', ... (as nnabla's loader names them).
+    """
+    if name in names:
+        return [name]
+    if "{" not in name:
+        return []
+    pattern = re.compile("".join(r"\[\d+\]" if part.startswith("{") else re.escape(part)
+                                 for part in re.split(r"(\{[^}]*\})", name)))
+    return [n for n in names if pattern.fullmatch(n)]
 
 
 def _subtracts_channel_means(function, channel_axis):

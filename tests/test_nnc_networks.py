@@ -203,3 +203,30 @@ def test_benchmark_script_reports_each_network(tmp_path, sample_data):
         assert all(cell.startswith("OK") for cell in table[family]), table[family]
     assert all(cell.startswith("refused (R") for cell in table["cycle"]), table["cycle"]
     assert "form a cycle" in result.stdout
+
+
+def test_biases_cancelled_inside_a_repeat_block_are_found_once_unrolled(tmp_path, sample_data):
+    """A Convolution bias followed by BatchNormalization inside a Repeat block: one bias per repetition."""
+    from nnc_plugin.project import load_project
+    from nnc_style import digits_csv
+    loop = ("RepeatStart",)
+    n = Network(repeats={"RepeatStart": 2})
+    n.variable("Input", (1, 8, 8))
+    start = n.layer("RepeatStart", "RepeatStart", ["Input", "ReLU"], (1, 8, 8), loop,
+                    'repeat_param { repeat_id: "RepeatStart" }')
+    h = n.convolution("Convolution", start, 1, (1, 8, 8), 3, 1, repeat=loop)
+    statistics = [n.variable(f"BatchNormalization{{RepeatStart}}/bn/{name}", (1, 1, 1, 1), loop, True,
+                             ("Constant", value)) for name, value in (("beta", 0), ("gamma", 1), ("mean", 0),
+                                                                      ("var", 1))]
+    h = n.layer("BatchNormalization", "BatchNormalization", [h] + statistics, (1, 8, 8), loop,
+                "batch_normalization_param { axes: 1 decay_rate: 0.9 eps: 0.0001 batch_stat: true }")
+    n.layer("ReLU", "ReLU", [h], (1, 8, 8), loop)
+    end = n.layer("RepeatEnd", "RepeatEnd", ["ReLU"], (1, 8, 8), (), 'repeat_param { repeat_id: "RepeatStart" times: 2 }')
+    network, data, loss, _, _ = _classifier(n, end, 64)
+    digits = os.path.join(sample_data, "digits", "data")
+    train = digits_csv(os.path.join(digits, "train.csv"), tmp_path / "train.csv", 8)
+    model = tmp_path / "repeat_bn.nntxt"
+    model.write_text(project_text(network, train, train, data, loss), encoding="utf-8")
+    project = load_project(str(model))
+    assert sorted(project.cancelled_biases) == ["Convolution[0]/conv/b", "Convolution[1]/conv/b"]
+    assert "Convolution[0]/conv/b" in project.trainable_parameters
