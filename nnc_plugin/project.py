@@ -174,6 +174,12 @@ def _check_structure(path, proto):
         if loss.variable_name not in outputs:
             raise UserError(f"The loss variable '{loss.variable_name}' named by the optimizer in {path} is the output "
                             f"of no layer of the network '{network.name}'; set a loss layer and export the project again.")
+    in_loops = {v.name for v in network.variable if v.repeat_id}
+    for name in [d.variable_name for d in optimizer.data_variable] + [v.variable_name for v in optimizer.loss_variable]:
+        if name in in_loops:  # unrolled, it becomes one variable per repetition, which nothing feeds or reads
+            raise UserError(f"The optimizer in {path} feeds or reads the variable '{name}', which is inside a loop "
+                            f"(Repeat or Recurrent layers) of the network '{network.name}'; move that input or loss "
+                            "layer outside the loop in Neural Network Console and export the project again.")
     used = {name for function in network.function for name in function.input}
     for parameter in optimizer.parameter_variable:
         # nnabla's loader hands the solver an unused parameter as None, and nnabla crashes (a segfault) on it.

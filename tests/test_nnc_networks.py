@@ -230,3 +230,16 @@ def test_biases_cancelled_inside_a_repeat_block_are_found_once_unrolled(tmp_path
     project = load_project(str(model))
     assert sorted(project.cancelled_biases) == ["Convolution[0]/conv/b", "Convolution[1]/conv/b"]
     assert "Convolution[0]/conv/b" in project.trainable_parameters
+
+
+def test_loss_inside_a_loop_is_refused(tmp_path, sample_data, run):
+    """Unrolled, a variable inside a loop is one per repetition: a loss there is named and refused."""
+    model, train, val = write_family("recurrent", str(tmp_path), os.path.join(sample_data, "digits"), train_rows=8)
+    text = open(model, encoding="utf-8").read()
+    old = 'loss_variable {\n    variable_name: "CategoricalCrossEntropy"'
+    assert old in text
+    open(model, "w", encoding="utf-8").write(text.replace(old, 'loss_variable {\n    variable_name: "Tanh"'))
+    result = _score(run, model, train, val, tmp_path / "out.csv", "loss-history")
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "'Tanh', which is inside a loop" in message and model in message
