@@ -82,7 +82,10 @@ def _interrupt_at(command, stop_at, how):
     """Run `command` (an nnc-cleanse command line) until it enters `stop_at` = (function, module file, nth call),
     send it `how` there and let it go on; return (exit status, stderr)."""
     python = [sys.executable, "-c", STOPPING_RUN, stop_at[0], stop_at[1], str(stop_at[2])] + command[1:]
-    process = subprocess.Popen(python, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as in a terminal even when the tests themselves run in the background (which ignores SIGINT,
+    # and a Python started with SIGINT ignored never raises KeyboardInterrupt).
+    process = subprocess.Popen(python, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not _stopped(process.pid):
         if process.poll() is not None or time.monotonic() > deadline:
