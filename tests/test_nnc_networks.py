@@ -243,3 +243,46 @@ def test_loss_inside_a_loop_is_refused(tmp_path, sample_data, run):
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert "'Tanh', which is inside a loop" in message and model in message
+
+
+SCRIPT = """
+import sys
+import nnabla as nn, nnabla.functions as F, nnabla.parametric_functions as PF, nnabla.solvers as S
+from nnabla.utils.save import save
+model, train, val = sys.argv[1:4]
+x, t = nn.Variable((16, 1, 8, 8)), nn.Variable((16, 1))
+loss = F.mean(F.softmax_cross_entropy(PF.affine(x, 10, name="fc"), t))
+solver = S.Sgd(0.05)
+solver.set_parameters(nn.get_parameters())
+feeds = {"x": "x", "t": "y"}
+save(model, {
+    "global_config": {"default_context": nn.get_current_context()},
+    "training_config": {"max_epoch": 1, "iter_per_epoch": 3, "save_best": True},
+    "networks": [{"name": "training", "batch_size": 16, "outputs": {"loss": loss}, "names": {"x": x, "t": t}}],
+    "datasets": [{"name": name, "uri": uri, "batch_size": 16, "shuffle": name == "train",
+                  "no_image_normalization": False, "variables": ["x", "t"]}
+                 for name, uri in (("train", train), ("valid", val))],
+    "optimizers": [{"name": "optimizer", "solver": solver, "network": "training", "dataset": "train",
+                    "weight_decay": 0, "lr_decay": 1, "lr_decay_interval": 1, "update_interval": 1,
+                    "data_variables": feeds}],
+    "monitors": [{"name": "valid_error", "network": "training", "dataset": "valid", "data_variables": feeds}],
+    "executors": [{"name": "runtime", "network": "training", "data": ["x"], "output": ["loss"]}]})
+"""
+
+
+def test_model_saved_by_an_nnabla_script_scores(tmp_path, sample_data, run):
+    """nnabla.utils.save of F.mean(F.softmax_cross_entropy(...)): the loss is a scalar; its per-sample loss serves."""
+    import sys
+    from nnc_style import digits_csv
+    digits = os.path.join(sample_data, "digits", "data")
+    train = digits_csv(os.path.join(digits, "train.csv"), tmp_path / "train.csv", TRAIN_ROWS)
+    val = digits_csv(os.path.join(digits, "val.csv"), tmp_path / "val.csv", 16)
+    model = tmp_path / "script.nnp"
+    made = subprocess.run([sys.executable, "-c", SCRIPT, str(model), train, val], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    for ranking in ("loss-history", "sgd-influence"):
+        result = _score(run, model, train, val, tmp_path / f"{ranking}.csv", ranking)
+        assert result.returncode == 0, result.stderr
+        scores = [float(r[-2]) for r in scored_rows(tmp_path / f"{ranking}.csv")]
+        assert len(scores) == TRAIN_ROWS and np.ptp(scores) > 0
