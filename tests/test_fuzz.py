@@ -3,7 +3,9 @@
 hypothesis writes broken dataset CSVs (random headers, rows, cells, quoting, encodings, missing
 or damaged files) and broken model files (random bytes, truncated or corrupted zips, mangled
 nntxt); `read_dataset` and `load_project` must either succeed or raise `UserError`, never another
-exception (which the command line would show as an internal error).
+exception (which the command line would show as an internal error). It also edits small networks
+written as NNC writes them (tests/nnc_style.py) and builds and runs their graphs under an alarm:
+the graph or one sentence, never a hang or a crash.
 """
 import csv
 import io
