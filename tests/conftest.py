@@ -66,3 +66,8 @@ def scored_digits(tmp_path_factory, sample_data):
                    check=True, capture_output=True)
     return {"csv": str(output), "train": os.path.join(digits, "data", "train.csv"),
             "val": os.path.join(digits, "data", "val.csv"), "model": os.path.join(digits, "digits_mlp.nntxt")}
+
+
+# The subprocesses the tests start (nnc-cleanse, the plugin scripts, the benchmarks) import the
+# package of this checkout, not another copy that an editable install may point at.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)

@@ -1,9 +1,11 @@
-"""Generated bad inputs for the CSV reader and the model loader: only a UserError may come out.
+"""Generated bad inputs for the CSV reader, the model loader and the graph builder: only a UserError may come out.
 
 hypothesis writes broken dataset CSVs (random headers, rows, cells, quoting, encodings, missing
 or damaged files) and broken model files (random bytes, truncated or corrupted zips, mangled
 nntxt); `read_dataset` and `load_project` must either succeed or raise `UserError`, never another
-exception (which the command line would show as an internal error).
+exception (which the command line would show as an internal error). It also edits small networks
+written as NNC writes them (tests/nnc_style.py) and builds and runs their graphs under an alarm:
+the graph or one sentence, never a hang or a crash.
 """
 import csv
 import io
@@ -211,3 +213,93 @@ def test_zips_with_odd_members_raise_only_user_errors(model_texts, members, with
     except (ValueError, UnicodeEncodeError):  # a name zipfile itself refuses to write
         return
     _load_only_user_errors(data, ".nnp")
+
+
+# Graph building ---------------------------------------------------------------------------------
+# Structural edits of small networks written as NNC writes them (a residual Repeat block, an Elman
+# network, an auto-encoder, ...): layers rewired, removed or retyped, loops of another length, shapes
+# and axes changed. Loading the project and building and running its graphs (what `score` does before
+# training) must succeed or raise a UserError, and never spin: every example runs under an alarm.
+
+GRAPH_FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+GRAPH_SECONDS = 60  # far above what one example takes (well under a second); a hang would never end
+# (600 random examples of this test also passed once, in about 30 s, when it was written)
+LAYER_TYPES = ["Identity", "ReLU", "Tanh", "Affine", "Delay", "RecurrentInput", "RecurrentOutput", "RepeatStart",
+               "RepeatEnd", "Concatenate", "Add2", "Softmax", "SquaredError", "Mean"]
+edit = st.tuples(st.sampled_from(["rewire", "remove", "retype", "times", "dim", "axis", "loop_id"]),
+                 st.floats(0, 1), st.floats(0, 1), st.integers(-2, 9))
+
+
+def _edit_network(network, kind, a, b, number):
+    functions, variables = network.function, network.variable
+    if not functions:
+        return
+    function = functions[int(a * (len(functions) - 1))]
+    if kind == "rewire" and function.input:
+        function.input[int(b * (len(function.input) - 1))] = variables[int(b * (len(variables) - 1))].name
+    elif kind == "remove":
+        functions.remove(function)
+    elif kind == "retype":
+        function.type = LAYER_TYPES[int(b * (len(LAYER_TYPES) - 1))]
+    elif kind == "times" and network.repeat_info:
+        network.repeat_info[0].times = number
+    elif kind == "dim":
+        variable = variables[int(b * (len(variables) - 1))]
+        if variable.shape.dim:
+            variable.shape.dim[int(a * (len(variable.shape.dim) - 1))] = number
+    elif kind == "axis" and function.HasField("recurrent_param"):
+        function.recurrent_param.axis = number
+    elif kind == "loop_id":
+        ids = [r.id for r in network.repeat_info] + ["Other"]
+        target = function.recurrent_param if function.HasField("recurrent_param") else function.repeat_param
+        if function.HasField("recurrent_param") or function.HasField("repeat_param"):
+            target.repeat_id = ids[int(b * (len(ids) - 1))]
+        elif function.repeat_id:
+            function.repeat_id[0] = ids[int(b * (len(ids) - 1))]
+
+
+class _Spun(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Spun()
+
+
+@GRAPH_FUZZ
+@given(family=st.sampled_from(["residual", "recurrent", "auto_encoder", "deconvolution"]),
+       edits=st.lists(edit, min_size=1, max_size=3), both=st.booleans())
+def test_edited_networks_build_or_raise_user_errors_in_bounded_time(sample_data, family, edits, both):
+    import signal
+    from google.protobuf import text_format
+    from nnabla.utils import nnabla_pb2
+    from nnc_plugin.scores.checks import check_differentiable
+    from nnc_style import write_family
+
+    folder = tempfile.mkdtemp(prefix="nnc_graph_fuzz_")
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        model, _, _ = write_family(family, folder, os.path.join(sample_data, "digits"), train_rows=4, val_rows=2)
+        proto = nnabla_pb2.NNablaProtoBuf()
+        with open(model, encoding="utf-8") as f:
+            text_format.Merge(f.read(), proto)
+        for kind, a, b, number in edits:
+            for network in (proto.network if both else proto.network[:1]):
+                _edit_network(network, kind, a, b, number)
+        with open(model, "w", encoding="utf-8") as f:
+            f.write(text_format.MessageToString(proto))
+        signal.alarm(GRAPH_SECONDS)
+        try:
+            project = load_project(model)
+            check_differentiable(project, second_order=False)  # builds and runs the training graph
+            check_differentiable(project, second_order=True)  # and the graphs SGD-influence differentiates
+        except UserError as error:
+            assert str(error) and "\n" not in str(error).strip()
+        except _Spun:
+            pytest.fail(f"building the graphs of the edited {family} network did not end within {GRAPH_SECONDS} s")
+        finally:
+            signal.alarm(0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        shutil.rmtree(folder)

@@ -147,3 +147,13 @@ def test_influence_is_zero_for_samples_outside_traced_steps(digits):
     schedule = Schedule(np.arange(10, dtype=np.int32), np.array([0, 10]), np.array([0.1]))
     scores = sgd_influence(model, data, schedule, u, lambda t: [1.0] * len(u))
     assert np.all(scores[10:] == 0) and np.any(scores[:10] != 0)
+
+
+def test_norm_of_a_diverging_direction_does_not_overflow():
+    """float32 squares overflow past 1.8e19: the growth of a diverging propagation must stay a finite number."""
+    from nnc_plugin.scores.influence import _norm
+    big = [np.full((3, 4), 3e19, dtype=np.float32), np.full(5, -4e19, dtype=np.float32)]
+    expected = np.sqrt(12 * 9e38 + 5 * 16e38)
+    assert np.isfinite(_norm(big))
+    assert _norm(big) == pytest.approx(expected, rel=1e-6)
+    assert _norm([np.zeros(3, np.float32)]) == 0.0

@@ -1,9 +1,12 @@
 """Ctrl-C and kill during scoring: no partial output, the finished training stays cached, a rerun reuses it.
 
-Each test starts `nnc-cleanse score` on the digits sample as a subprocess, waits until training
-has finished (its cache manifest appears, the last thing training writes) while scoring runs,
-interrupts it, and reruns. The rerun must say that it reuses the cache and must write the same
-CSV, byte for byte, as a run that was never interrupted.
+Each test starts `nnc-cleanse score` on the digits sample as a subprocess that stops itself
+(SIGSTOP) at a fixed point of the real run: on entering the first function of a stage
+(`validation_gradient`, the start of SGD-influence scoring, after the training cache is complete;
+or the second training step). The test waits until the process is stopped, sends the signal,
+and lets it continue, so the signal lands in that stage however fast or slow the machine is.
+The rerun must say that it reuses the cache and must write the same CSV, byte for byte, as a
+run that was never interrupted.
 """
 import csv
 import json
@@ -17,7 +20,6 @@ import pytest
 
 from helpers import read_csv, subset_csv, variant
 
-# Enough traced steps that scoring takes a second or two, so the signal lands while it runs.
 RUN = ("-r", "sgd-influence", "--epochs", "6", "--trace-epochs", "6", "--seed", "3")
 REUSED = "reusing the training cached in"
 TRAINED = "training 6 epochs on"
@@ -48,19 +50,58 @@ def uninterrupted(tmp_path_factory, sample_data):
     return output.read_bytes()
 
 
-def _interrupt_during_scoring(command, manifest, how):
-    """Start `command`, wait for the training cache's manifest, then send `how`; return (status, stderr)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not os.path.exists(manifest):
+# The command line's own entry point, run with a profile hook that stops the process (as a debugger's
+# breakpoint would) on entering the function `sys.argv[1]` of the module file `sys.argv[2]` for the
+# `sys.argv[3]`-th time; nothing else of the run is changed.
+STOPPING_RUN = """
+import os, signal, sys
+function, module, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+del sys.argv[1:4]
+calls = [0]
+
+def stop_there(frame, event, arg):
+    code = frame.f_code
+    if event == "call" and code.co_name == function and os.path.basename(code.co_filename) == module:
+        calls[0] += 1
+        if calls[0] == count:
+            sys.setprofile(None)
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+sys.setprofile(stop_there)
+from nnc_plugin.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _stopped(pid):
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+def _interrupt_at(command, stop_at, how):
+    """Run `command` (an nnc-cleanse command line) until it enters `stop_at` = (function, module file, nth call),
+    send it `how` there and let it go on; return (exit status, stderr)."""
+    python = [sys.executable, "-c", STOPPING_RUN, stop_at[0], stop_at[1], str(stop_at[2])] + command[1:]
+    # Ctrl-C as in a terminal even when the tests themselves run in the background (which ignores SIGINT,
+    # and a Python started with SIGINT ignored never raises KeyboardInterrupt).
+    process = subprocess.Popen(python, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while not _stopped(process.pid):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             out, err = process.communicate()
-            pytest.fail(f"training did not finish as expected:\n{err}")
-        time.sleep(0.005)
+            pytest.fail(f"the run never reached {stop_at[0]} in {stop_at[1]}:\n{err}")
+        time.sleep(0.01)
     process.send_signal(how)
+    if how != signal.SIGKILL:
+        process.send_signal(signal.SIGCONT)
     _, err = process.communicate(timeout=120)
     return process.returncode, err
+
+
+SCORING = ("validation_gradient", "influence.py", 1)  # SGD-influence starts: the training is cached
+TRAINING = ("_update", "trainer.py", 2)  # the second training step
 
 
 def _leftovers(folder):
@@ -73,7 +114,7 @@ def _leftovers(folder):
 def test_interrupted_scoring_leaves_no_output_and_the_rerun_reuses_the_training(tmp_path, digits, uninterrupted, how):
     output = tmp_path / "out" / "influence.csv"
     manifest = tmp_path / "out" / "influence_cache" / "trial_0" / "manifest.json"
-    status, log = _interrupt_during_scoring(_command(digits, output), manifest, how)
+    status, log = _interrupt_at(_command(digits, output), SCORING, how)
 
     if how == signal.SIGINT:
         assert status == 130, f"the run was not interrupted while scoring (exit {status}):\n{log}"
@@ -96,18 +137,8 @@ def test_interrupted_scoring_leaves_no_output_and_the_rerun_reuses_the_training(
 def test_interrupt_while_training_leaves_nothing(tmp_path, digits):
     """Ctrl-C before training has finished: the unfinished cache is removed with the folder it made."""
     output = tmp_path / "out" / "influence.csv"
-    command = _command(digits, output)
-    command[command.index("6")] = "400"  # a long training, so the signal lands in it
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    schedule_folder = tmp_path / "out" / "influence_cache" / "trial_0"
-    deadline = time.monotonic() + 120
-    while not schedule_folder.exists():
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
-        time.sleep(0.005)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
-    _, log = process.communicate(timeout=120)
-    assert process.returncode == 130, log
+    status, log = _interrupt_at(_command(digits, output), TRAINING, signal.SIGINT)
+    assert status == 130, log
     assert "Traceback" not in log
     assert not (tmp_path / "out").exists(), _leftovers(tmp_path)
 

@@ -145,3 +145,67 @@ def test_plugin_errors_are_one_sentence(nnc_results, tmp_path):
     run = plugin(SCORE_PLUGIN, "-m", "results.nnp", "-t", nnc_results["train"], "-o", nnc_results["train"],
                  cwd=nnc_results["results"])
     assert run.returncode == 2 and "choose another output name" in run.stderr
+
+
+# NNC's plugin menu: it runs every script with -h and shows the first line of the description --------------
+
+MENU = {SCORE_PLUGIN: "Data Cleansing: score the training data, most harmful first (loss or SGD Influence)",
+        CLEANSE_PLUGIN: "Data Cleansing: write the training data without its most harmful rows"}
+
+
+def _menu_line(help_text):
+    """The first line of the description in argparse's -h output (after the usage lines and a blank line)."""
+    lines = help_text.splitlines()
+    return lines[lines.index("") + 1]
+
+
+@pytest.mark.parametrize("script", [SCORE_PLUGIN, CLEANSE_PLUGIN], ids=["score", "cleanse"])
+def test_plugin_menu_line(tmp_path, script):
+    run = plugin(script, "-h", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    line = _menu_line(run.stdout)
+    assert line == MENU[script]
+    assert line.startswith("Data Cleansing") and len(line) <= 90  # found by who looks for data cleansing
+    assert ("SGD Influence" in line) == (script == SCORE_PLUGIN)  # ... or for NNC's "SGD Influence"
+
+
+@pytest.mark.parametrize("script", [SCORE_PLUGIN, CLEANSE_PLUGIN], ids=["score", "cleanse"])
+def test_plugin_help_answers_without_the_package(tmp_path, script):
+    """NNC's own Python, before the set-up: -h still gives the whole dialog (the same text as with the package);
+    running it stops with the one-line set-up message."""
+    copied = tmp_path / "plugins" / "_Post_Process" / "_XAI"
+    copied.mkdir(parents=True)
+    shutil.copy(script, copied)
+    alone = str(copied / os.path.basename(script))
+    bare = {k: v for k, v in os.environ.items() if k not in ("NNC_CLEANSE_HOME", "PYTHONPATH")}
+    # -S: no site-packages (no editable install of the package), -I: not even the script's own folder's parents
+    without = plugin(alone, "-h", cwd=tmp_path, env=bare, python_options=("-S", "-I"))
+    assert without.returncode == 0, without.stderr
+    assert _menu_line(without.stdout) == MENU[script]
+    with_package = plugin(alone, "-h", cwd=tmp_path, env={**bare, "PYTHONPATH": ROOT})
+    assert with_package.returncode == 0, with_package.stderr
+    assert without.stdout == with_package.stdout
+
+    run = plugin(alone, cwd=tmp_path, env=bare, python_options=("-S", "-I"))
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("nnc-cleanse: error: the nnc_plugin package is not")
+    assert "Traceback" not in run.stderr
+
+
+def test_scoring_plugin_default_path_as_nnc_runs_it(nnc_results, tmp_path):
+    """The dialog left as NNC fills it: no ranking chosen (the default one), the model's own datasets."""
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(nnc_results["results"] / "results.nnp", results)
+    run = plugin(SCORE_PLUGIN, "-m", "results.nnp", "-o", "influence.csv", "-s", "0", "-rp", "influence_report.html",
+                 cwd=results)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "[nnabla][Level 99]: Data cleansing scores completed successfully." in run.stderr
+    table = read_csv(results / "influence.csv")
+    assert table[0] == ["x:image", "y:label", "influence", "datasource_index"] and len(table) == 1001
+    scores = [float(r[2]) for r in table[1:]]
+    assert scores == sorted(scores) and len(set(scores)) > 100
+    summary = (results / "influence.csv.summary.json").read_text(encoding="utf-8")
+    assert '"loss-history"' in summary
+    assert (results / "influence_report.html").stat().st_size > 10000

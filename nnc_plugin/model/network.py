@@ -7,6 +7,7 @@ and the scoring network (NNC's validation network, or a copy of the training net
 those layers switched to their evaluation behaviour), whose per-sample losses do not
 depend on the other samples of a minibatch.
 """
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -18,7 +19,7 @@ import nnabla.solvers as S
 from nnabla.core.graph_def import ProtoGraph
 from nnabla.ext_utils import get_extension_context
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..parallel import SingleProcess
 
 CONTEXTS = ("cpu", "cudnn")
@@ -69,6 +70,109 @@ def _generator_values(kind, multiplier, shape, rng):
     raise UserError(f"The generator type '{kind}' in the optimizer is not supported; use Normal, Uniform or Constant.")
 
 
+# NNC's loop control layers (project.RECURRENT_LAYERS) and their number of inputs: nnabla's loader unrolls
+# them (expand_loop_control) before it builds a graph, into Identity, Split and Stack layers and copies of
+# the layers between.
+_LOOP_INPUTS = {"RepeatStart": 2, "RepeatEnd": 1, "RecurrentOutput": 1, "Delay": 2}
+
+
+def unrolled_graph(proto, path, param_scope=None, rng=None):
+    """nnabla's `ProtoGraph` of `proto` with every network's loops unrolled, as nnabla's own loader does.
+
+    NNC saves residual blocks (RepeatStart/RepeatEnd) and recurrent networks (RecurrentInput,
+    RecurrentOutput, Delay) as loop control, which nnabla's graph builder cannot walk: its walk
+    would wait forever for a Delay's input. `ProtoGraph.expand_loop_control` (what
+    `nnabla.utils.load` calls) copies the layers of each loop as many times as it runs. Before
+    that, the loop layers are checked, and after it, every network must be a graph whose layers can
+    all run in order: anything else is refused in one sentence naming the layer, never left to spin.
+    """
+    for network in proto.network:
+        _check_loop_control(network, path)
+    try:
+        graph = ProtoGraph.from_proto(proto, param_scope=param_scope, rng=rng)
+        graph.expand_loop_control()
+    except UserError:
+        raise
+    except Exception as error:  # nnabla's asserts and lookups of names the unrolled network lacks
+        raise UserError(f"nnabla could not unroll the loops (Repeat or Recurrent layers) of the model file {path} "
+                        f"({first_line(error)}); check their settings in Neural Network Console and export it again.")
+    loops = {n.name: [r.id for r in n.repeat_info] for n in proto.network}
+    for name, network in graph.networks.items():
+        check_runnable(network, path, loops.get(name, ()))
+    return graph
+
+
+def _check_loop_control(network, path):
+    """Refuse loop layers that nnabla's unrolling cannot expand: a wrong number of inputs or an unknown loop."""
+    where = f"the network '{network.name}' in {path}"
+    loops = {r.id: r.times for r in network.repeat_info}
+    for loop, times in loops.items():
+        if times < 1:
+            raise UserError(f"The loop '{loop}' in {where} repeats {times} times; set at least 1 in "
+                            "Neural Network Console and export the project again.")
+    for function in network.function:
+        unknown = [r for r in function.repeat_id if r not in loops]
+        if function.type in ("RepeatStart", "RepeatEnd"):
+            unknown += [] if function.repeat_param.repeat_id in loops else [function.repeat_param.repeat_id]
+        elif function.type in ("RecurrentInput", "RecurrentOutput", "Delay"):
+            unknown += [] if function.recurrent_param.repeat_id in loops else [function.recurrent_param.repeat_id]
+        if unknown:
+            raise UserError(f"The layer '{function.name}' ({function.type}) in {where} belongs to the loop "
+                            f"'{unknown[0]}', which the network does not define; export the project again "
+                            "from Neural Network Console.")
+        expected = _LOOP_INPUTS.get(function.type)
+        if expected is not None and len(function.input) != expected:
+            raise UserError(f"The {function.type} layer '{function.name}' in {where} has {len(function.input)} "
+                            f"inputs instead of {expected}; connect it again in Neural Network Console and "
+                            "export the project again.")
+    for variable in network.variable:
+        unknown = [r for r in variable.repeat_id if r not in loops]
+        if unknown:
+            raise UserError(f"The variable '{variable.name}' in {where} belongs to the loop '{unknown[0]}', which "
+                            "the network does not define; export the project again from Neural Network Console.")
+
+
+def check_runnable(network, path, loop_ids=()):
+    """Refuse an (unrolled) nnabla `ProtoNetwork` whose layers cannot all run in order.
+
+    nnabla's `execute_on_proto` walks back from the outputs and never ends when a layer waits for
+    itself; this walks forward (Kahn's algorithm) and names the first layer that can never run.
+    """
+    where = f"the network '{network.name}' in {path}"
+    waiting, consumers = {}, {}
+    for function in network.functions.values():
+        for name in function.inputs:
+            if name not in network.variables and name not in network.parameters:
+                raise UserError(f"The layer '{_layer_label(function.name, loop_ids)}' in {where} reads the variable "
+                                f"'{name}', which the unrolled network does not define; export the project again "
+                                "from Neural Network Console.")
+        parents = {network.variables[n].parent for n in function.inputs
+                   if n in network.variables and network.variables[n].parent}
+        waiting[function.name] = len(parents)
+        for parent in parents:
+            consumers.setdefault(parent, []).append(function.name)
+    ready = [name for name, count in waiting.items() if count == 0]
+    while ready:
+        name = ready.pop()
+        for child in consumers.get(name, []):
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    stuck = [name for name, count in waiting.items() if count > 0]
+    if stuck:
+        raise UserError(f"The layer '{_layer_label(stuck[0], loop_ids)}' in {where} needs its own output (a loop without "
+                        "a Delay or Repeat layer), so the network cannot be computed; connect the loop through "
+                        "a Delay layer in Neural Network Console and export the project again.")
+
+
+def _layer_label(name, loop_ids=()):
+    """The NNC layer name of an unrolled layer ("$EC$/Delay_RecurrentInput[3]" -> "Delay")."""
+    name = name[len("$EC$/"):] if name.startswith("$EC$/") else name
+    for loop in sorted(loop_ids, key=len, reverse=True):
+        name = re.sub(rf"(_{re.escape(loop)}\[\d+\])+$", "", name)
+    return name
+
+
 class Model:
     """The network of one trial: parameters, solver, and loss graphs by batch size.
 
@@ -84,8 +188,8 @@ class Model:
         self.context = extension_context(context)
         nn.set_default_context(self.context)
         self.scope = OrderedDict()
-        self.graph = ProtoGraph.from_proto(project.proto, param_scope=self.scope,
-                                           rng=np.random.RandomState(seed))
+        self.graph = unrolled_graph(project.proto, project.path, param_scope=self.scope,
+                                    rng=np.random.RandomState(seed))
         self.generator_rng = np.random.RandomState(seed + 1)
         self._graphs = {}
         # Building the training graph once creates every parameter.
@@ -147,22 +251,25 @@ class Model:
             proto_function.function_instance = None
         with nn.context_scope(self.context):
             network(*args, batch_size=batch_size, ctx=self.context)
-            losses = []
+            losses, factors = [], []
             for loss_name in project.loss_variables:
                 if loss_name not in network.variables:
                     raise UserError(f"The network '{name}' has no variable '{loss_name}' (the loss); "
                                     "export the project again.")
                 loss = network.variables[loss_name].variable_instance
+                factor = 1.0
                 if loss.ndim == 0 or loss.shape[0] != batch_size:
-                    raise UserError(f"The loss '{loss_name}' has no per-sample axis (shape {loss.shape}); "
-                                    "influence needs one loss value per sample, so do not average the loss over the batch.")
+                    loss, factor = self._before_batch_reduction(network, loss_name, batch_size)
                 losses.append(loss)
+                factors.append(factor)
             # NNC trains on the mean of all elements of the first loss (nnabla_cli divides by its size);
             # scaling the per-sample sums by batch/size keeps mean(per_sample) equal to that objective.
             scale = batch_size / losses[0].size
             per_sample = None
-            for loss in losses:
+            for loss, factor in zip(losses, factors):
                 summed = F.sum(F.reshape(loss, (batch_size, -1)), axis=1)
+                if factor != 1.0:
+                    summed = summed * factor
                 per_sample = summed if per_sample is None else per_sample + summed
             if scale != 1.0:
                 per_sample = per_sample * scale
@@ -173,9 +280,57 @@ class Model:
         prediction, target = self._prediction(network)
         return LossGraph(batch_size, inputs, generators, per_sample, sample_weights, mean_loss, prediction, target)
 
+    def _before_batch_reduction(self, network, loss_name, batch_size):
+        """(per-sample loss, factor) of a scalar loss that a Mean or Sum over the batch makes of one.
+
+        Models written by nnabla scripts end in F.mean(per-sample loss); the per-sample loss before
+        that reduction serves, scaled so that the training objective stays the same. A Sum adds up
+        what a mean would divide: its per-sample losses are multiplied by the model's batch size in
+        graphs of every batch size (so they mean the same in scoring graphs), which is exactly the
+        summed objective at that batch size. A batch mixed before that point is refused, naming the layer.
+        """
+        path = self.project.path
+        reduction = network.functions.get(network.variables[loss_name].parent)
+        if reduction is not None and reduction.type in BATCH_REDUCTIONS and len(reduction.inputs) == 1:
+            source = network.variables.get(reduction.inputs[0])
+            values = source.variable_instance if source is not None else None
+            if values is not None and values.ndim > 0 and values.shape[0] == batch_size \
+                    and 0 in self._reduced_axes(network.name, reduction.name, values.ndim):
+                mixing = _batch_mixing_layer(network, source.name, batch_size)
+                if mixing is None:
+                    loss = network.variables[loss_name].variable_instance
+                    factor = 1.0
+                    if reduction.type in ("Sum", "ReduceSum"):  # the objective is (rows x row size / outputs) x mean
+                        factor = self.project.batch_size * (values.size / batch_size) / loss.size
+                    return values, factor
+                loss_name = source.name
+        mixing = _batch_mixing_layer(network, loss_name, batch_size)
+        where = f"the {mixing.type} layer '{mixing.name}'" if mixing else "a layer"
+        raise UserError(f"The loss '{loss_name}' of the network '{network.name}' in {path} mixes the samples of a "
+                        f"minibatch at {where}, before there is one loss value per sample, which influence needs; "
+                        "end the network with a per-sample loss layer (or a Mean or Sum over the batch of one) and "
+                        "export it again.")
+
+    def _reduced_axes(self, network_name, function_name, ndim):
+        """The axes a Mean/Sum layer of the model file reduces (all of them when it names none)."""
+        for network in self.project.proto.network:
+            if network.name != network_name:
+                continue
+            for function in network.function:
+                if function.name == function_name:
+                    if function.type in ("ReduceMean", "ReduceSum"):
+                        return set(range(ndim))
+                    param = function.mean_param if function.type == "Mean" else function.sum_param
+                    axes = [a % ndim for a in param.axes]
+                    return set(axes) if axes else set(range(ndim))
+        return set()
+
     def _prediction(self, network):
         """The variable the first loss layer scores and the dataset column of its target (for accuracy)."""
         loss_layer = network.functions.get(network.variables[self.project.loss_variables[0]].parent)
+        if loss_layer is not None and loss_layer.type in BATCH_REDUCTIONS and len(loss_layer.inputs) == 1:
+            source = network.variables.get(loss_layer.inputs[0])  # a script's mean of a per-sample loss
+            loss_layer = network.functions.get(source.parent) if source is not None else None
         if loss_layer is None or len(loss_layer.inputs) < 2:
             return None, None
         prediction = network.variables[loss_layer.inputs[0]].variable_instance
@@ -255,3 +410,39 @@ class Model:
     def parameter_count(self, trainable_only=False):
         source = self.parameters if trainable_only else self.all_parameters
         return int(sum(v.size for v in source.values()))
+
+
+# Layers that reduce a per-sample loss over the batch into one scalar, as nnabla scripts write models.
+BATCH_REDUCTIONS = ("Mean", "Sum", "ReduceMean", "ReduceSum")
+
+
+def _batch_mixing_layer(network, variable_name, batch_size):
+    """The layer before `variable_name` that turns inputs with a batch axis into an output without one, else None.
+
+    Only layers that read the data count: one that reshapes a parameter has no batch axis to lose.
+    """
+    def batched(name):
+        variable = network.variables.get(name)
+        values = variable.variable_instance if variable is not None else None
+        return values is not None and values.ndim > 0 and values.shape[0] == batch_size
+
+    from_data, changed = set(network.inputs), True
+    while changed:  # the variables computed from the data (the unrolled layers are not listed in order)
+        changed = False
+        for function in network.functions.values():
+            if not set(function.outputs) <= from_data and any(n in from_data for n in function.inputs):
+                from_data.update(function.outputs)
+                changed = True
+    ancestors, todo = [], [variable_name]
+    while todo:
+        variable = network.variables.get(todo.pop())
+        if variable is None or not variable.parent or variable.parent in ancestors:
+            continue
+        ancestors.append(variable.parent)
+        todo.extend(network.functions[variable.parent].inputs)
+    for name in reversed(ancestors):  # the earliest found last
+        function = network.functions[name]
+        data_inputs = [n for n in function.inputs if n in from_data]
+        if data_inputs and all(batched(n) for n in data_inputs) and not all(batched(n) for n in function.outputs):
+            return function
+    return None

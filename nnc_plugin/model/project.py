@@ -8,6 +8,7 @@ variables, the solver and its schedule, the epochs and the batch size.
 import contextlib
 import copy
 import os
+import re
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -189,6 +190,19 @@ def _check_structure(path, proto):
         if loss.variable_name not in outputs:
             raise UserError(f"The loss variable '{loss.variable_name}' named by the optimizer in {path} is the output "
                             f"of no layer of the network '{network.name}'; set a loss layer and export the project again.")
+    in_loops = {v.name for v in network.variable if v.repeat_id}
+    for name in [d.variable_name for d in optimizer.data_variable] + [v.variable_name for v in optimizer.loss_variable]:
+        if name in in_loops:  # unrolled, it becomes one variable per repetition, which nothing feeds or reads
+            raise UserError(f"The optimizer in {path} feeds or reads the variable '{name}', which is inside a loop "
+                            f"(Repeat or Recurrent layers) of the network '{network.name}'; move that input or loss "
+                            "layer outside the loop in Neural Network Console and export the project again.")
+    used = {name for function in network.function for name in function.input}
+    for parameter in optimizer.parameter_variable:
+        # nnabla's loader hands the solver an unused parameter as None, and nnabla crashes (a segfault) on it.
+        if parameter.variable_name in _variable_names(network) and parameter.variable_name not in used:
+            raise UserError(f"The optimizer in {path} updates the parameter '{parameter.variable_name}', which no layer "
+                            f"of the network '{network.name}' uses; connect or delete that layer in Neural Network "
+                            "Console and export the project again.")
     datasets = {d.name for d in proto.dataset}
     for name in optimizer.dataset_name:
         if name not in datasets:
@@ -198,6 +212,12 @@ def _check_structure(path, proto):
     step_size.check_supported("Sgd" if solver == "SGD" else solver, path)
     for network in proto.network:
         _check_graph(path, network)
+    if any(network.repeat_info or any(f.type in RECURRENT_LAYERS for f in network.function) for network in proto.network):
+        # Unrolled here first: nnabla's loader unrolls them too, and a loop it cannot unroll must be
+        # refused by name before that loader (or the graph builder) can wait on it forever.
+        from .network import unrolled_graph
+        with _nnabla_quiet():
+            unrolled_graph(proto, path, param_scope=OrderedDict())
 
 
 def _check_graph(path, network):
@@ -399,9 +419,24 @@ def _cancelled_biases(network_proto, trainable):
         layer = getattr(source, _BIASED_LAYERS[source.type])
         if getattr(layer, "channel_last", False) or len(consumers.get(function.input[0], [])) != 1:
             continue
-        if _subtracts_channel_means(function, layer.base_axis or 1) and source.input[2] in trainable:
-            cancelled.append(source.input[2])
+        if _subtracts_channel_means(function, layer.base_axis or 1):
+            cancelled += _unrolled_names(source.input[2], trainable)
     return cancelled
+
+
+def _unrolled_names(name, names):
+    """The names in `names` that the parameter `name` becomes once its loops are unrolled (itself outside loops).
+
+    Inside a Repeat block NNC names a parameter 'Convolution_2{RepeatStart}/conv/b'; unrolled, it is one
+    parameter per repetition, 'Convolution_2[0]/conv/b', 'Convolution_2[1]/conv/b', ... (as nnabla's loader names them).
+    """
+    if name in names:
+        return [name]
+    if "{" not in name:
+        return []
+    pattern = re.compile("".join(r"\[\d+\]" if part.startswith("{") else re.escape(part)
+                                 for part in re.split(r"(\{[^}]*\})", name)))
+    return [n for n in names if pattern.fullmatch(n)]
 
 
 def _subtracts_channel_means(function, channel_axis):

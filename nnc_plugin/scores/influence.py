@@ -236,4 +236,5 @@ def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
 
 
 def _norm(arrays):
-    return float(np.sqrt(sum(float(np.vdot(a, a)) for a in arrays)))
+    """The Euclidean norm of a list of arrays, summed in float64 (float32 squares overflow past 1.8e19)."""
+    return float(np.sqrt(sum(float(np.vdot(a, a)) for a in (np.asarray(x, dtype=np.float64) for x in arrays))))

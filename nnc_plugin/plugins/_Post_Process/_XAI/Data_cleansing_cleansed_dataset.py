@@ -10,9 +10,9 @@ import argparse
 import os
 import sys
 
-DESCRIPTION = """Data cleansing: write the cleansed dataset (nnc-cleanse)
+DESCRIPTION = """Data Cleansing: write the training data without its most harmful rows
 
-Writes the training CSV without the most harmful rows of a scored CSV (the output of
+Writes the training CSV without the most harmful rows of a scored CSV (nnc-cleanse; the output of
 Data_cleansing_score): the given number or percentage of rows with the lowest score
 (column 'influence'), or, when a threshold is given, every row whose score is below it.
 The result keeps the header, the columns and the row order; train on it as it is.
@@ -24,11 +24,17 @@ https://papers.nips.cc/paper/2019/hash/5f14615696649541a025d3d0f8e0447f-Abstract
 DEFAULT_REMOVE = "5%"
 
 
+MISSING = ("nnc-cleanse: error: the nnc_plugin package is not installed in the Python that runs this plugin ({}); "
+           "install it there or set NNC_CLEANSE_HOME to the nnc-cleanse folder, as docs/plugin.md says.\n")
+
+
 def import_package():
-    """Make `nnc_plugin` importable: installed in this Python, in NNC_CLEANSE_HOME, or above this script."""
+    """Make `nnc_plugin` importable: installed in this Python, in NNC_CLEANSE_HOME, or above this script.
+
+    Returns False when it is in none of them."""
     try:
         import nnc_plugin  # noqa: F401
-        return
+        return True
     except ImportError:
         pass
     here = os.path.dirname(os.path.abspath(__file__))
@@ -39,17 +45,25 @@ def import_package():
     for folder in candidates:
         if folder and os.path.isfile(os.path.join(folder, "nnc_plugin", "__init__.py")):
             sys.path.insert(0, folder)
-            return
-    sys.stderr.write("nnc-cleanse: error: the nnc_plugin package is not installed in the Python that runs this "
-                     f"plugin ({sys.executable}); install it there or set NNC_CLEANSE_HOME to the nnc-cleanse "
-                     "folder, as docs/plugin.md says.\n")
-    sys.exit(2)
+            return True
+    return False
 
 
-def build_parser():
-    from nnc_plugin.options import CleanseOptions, add_arguments
+def build_parser(package=True):
     parser = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter)
-    add_arguments(parser, CleanseOptions, defaults={"remove": DEFAULT_REMOVE})
+    if package:
+        from nnc_plugin.options import CleanseOptions, add_arguments
+        add_arguments(parser, CleanseOptions, defaults={"remove": DEFAULT_REMOVE})
+    else:  # NNC builds the dialog from -h even before the package is set up: the fields of options.CleanseOptions
+        add = parser.add_argument
+        add("-i", "--input", default="influence.csv",
+            help="path to scored csv file written by score (csv) default=influence.csv")
+        add("-o", "--output", default="train_cleansed.csv",
+            help="path to output cleansed training csv file (csv) default=train_cleansed.csv")
+        add("-k", "--remove", default=DEFAULT_REMOVE,
+            help="number of most harmful rows to remove, or a percentage such as 5%% (text) default=5%%")
+        add("-th", "--threshold", type=float, default=None,
+            help="instead, remove every row whose score (influence column) is below this value (float)")
     return parser
 
 
@@ -65,9 +79,12 @@ def run(args):
 
 
 def main(argv=None):
-    import_package()
+    package = import_package()
+    args = build_parser(package).parse_args(argv)  # -h answers here, with or without the package
+    if not package:
+        sys.stderr.write(MISSING.format(sys.executable))
+        return 2
     from nnc_plugin.cli import run_safely
-    args = build_parser().parse_args(argv)
     return run_safely(run, args)
 
 

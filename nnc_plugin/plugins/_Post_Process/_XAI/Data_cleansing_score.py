@@ -10,10 +10,10 @@ import argparse
 import os
 import sys
 
-DESCRIPTION = """Data cleansing: score every training sample (nnc-cleanse)
+DESCRIPTION = """Data Cleansing: score the training data, most harmful first (loss or SGD Influence)
 
 Re-trains the model as its training configuration says, then scores every training sample;
-the lower the score, the more harmful the sample. Writes the training CSV with 'influence'
+the lower the score, the more harmful the sample (nnc-cleanse). Writes the training CSV with 'influence'
 (the score) and 'datasource_index' columns, most harmful first, and an HTML report.
 Rankings (-r): {rankings}; the default is {default}.
 sgd-influence is SGD influence on the validation loss, as in
@@ -27,11 +27,22 @@ https://arxiv.org/abs/2103.11807
 """
 
 
+# Without the package (NNC's own Python before the set-up of docs/plugin.md), `-h` must still answer:
+# NNC builds the plugin's dialog from it. These are the arguments the package defines (options.py);
+# tests/test_plugins.py checks that both give the same help.
+RANKINGS = ("loss-history", "loss", "self-influence", "sgd-influence")
+DEFAULT_RANKING = "loss-history"
+MISSING = ("nnc-cleanse: error: the nnc_plugin package is not installed in the Python that runs this plugin ({}); "
+           "install it there or set NNC_CLEANSE_HOME to the nnc-cleanse folder, as docs/plugin.md says.\n")
+
+
 def import_package():
-    """Make `nnc_plugin` importable: installed in this Python, in NNC_CLEANSE_HOME, or above this script."""
+    """Make `nnc_plugin` importable: installed in this Python, in NNC_CLEANSE_HOME, or above this script.
+
+    Returns False when it is in none of them."""
     try:
         import nnc_plugin  # noqa: F401
-        return
+        return True
     except ImportError:
         pass
     here = os.path.dirname(os.path.abspath(__file__))
@@ -42,22 +53,55 @@ def import_package():
     for folder in candidates:
         if folder and os.path.isfile(os.path.join(folder, "nnc_plugin", "__init__.py")):
             sys.path.insert(0, folder)
-            return
-    sys.stderr.write("nnc-cleanse: error: the nnc_plugin package is not installed in the Python that runs this "
-                     f"plugin ({sys.executable}); install it there or set NNC_CLEANSE_HOME to the nnc-cleanse "
-                     "folder, as docs/plugin.md says.\n")
-    sys.exit(2)
+            return True
+    return False
 
 
-def build_parser():
-    from nnc_plugin.options import ScoreOptions, add_arguments
-    from nnc_plugin.scores import DEFAULT_RANKING, names
-    description = DESCRIPTION.format(rankings=", ".join(names()), default=DEFAULT_RANKING)
+def build_parser(package=True):
+    if package:
+        from nnc_plugin.options import ScoreOptions, add_arguments
+        from nnc_plugin.scores import DEFAULT_RANKING as default, names
+        rankings = names()
+    else:
+        default, rankings = DEFAULT_RANKING, RANKINGS
+    description = DESCRIPTION.format(rankings=", ".join(rankings), default=default)
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawTextHelpFormatter)
-    add_arguments(parser, ScoreOptions, hide_advanced=True)
+    if package:
+        add_arguments(parser, ScoreOptions, hide_advanced=True)
+    else:
+        _add_arguments_without_package(parser)
     parser.add_argument("-rp", "--report", default="influence_report.html",
                         help="path to output html report file (html) default=influence_report.html")
     return parser
+
+
+def _add_arguments_without_package(parser):
+    """The dialog's fields as options.ScoreOptions defines them (advanced ones hidden)."""
+    add = parser.add_argument
+    add("-m", "--model", default="results.nnp",
+        help="path to model nnp file, .nntxt or NNC results folder (model) default=results.nnp")
+    add("-t", "--input-train", "--input_train", dest="input_train", default=None,
+        help="path to training dataset csv file (csv); if empty, the model's training dataset")
+    add("-v", "--input-val", "--input_val", dest="input_val", default=None,
+        help="path to validation dataset csv file (csv); if empty, the model's validation dataset")
+    add("-o", "--output", default="influence.csv", help="path to output csv file (csv) default=influence.csv")
+    add("-r", "--ranking", choices=RANKINGS, default=DEFAULT_RANKING,
+        help="how to rank the rows: loss-history, each row's training loss over the second half of training, the "
+             "best at finding mislabeled rows (docs/evidence.md); loss, each row's loss at the end of training; "
+             "self-influence, how much each row's own training step lowers its own loss; sgd-influence, influence on "
+             f"the validation loss (SGD-influence) (text) default={DEFAULT_RANKING}")
+    add("-nt", "--n-trials", "--n_trials", dest="n_trials", type=int, default=None,
+        help="number of trials (train + score with another seed), averaged (int) default=1")
+    add("-s", "--seed", type=int, default=0, help="random seed of the first trial (int) default=0")
+    add("-bs", "--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
+        help="training batch size (int); if empty, the model's batch size")
+    add("--start-from", "--start_from", choices=("auto", "initial", "trained"), default="auto",
+        help="trained: start from the trained parameters in the model file and train only the traced epochs, at the "
+             "learning rates the schedule ends with; initial: train every epoch from the network's initialisation, as "
+             "NNC does; auto: trained when the model file holds trained parameters (text) default=auto")
+    for names in (("-e", "--epochs"), ("--mode",), ("--trace-epochs",), ("--cache-dir",), ("--context",)):
+        add(*names, help=argparse.SUPPRESS)
+    add("--reference", action="store_true", help=argparse.SUPPRESS)
 
 
 def run(args):
@@ -78,9 +122,12 @@ def run(args):
 
 
 def main(argv=None):
-    import_package()
+    package = import_package()
+    args = build_parser(package).parse_args(argv)  # -h answers here, with or without the package
+    if not package:
+        sys.stderr.write(MISSING.format(sys.executable))
+        return 2
     from nnc_plugin.cli import run_safely
-    args = build_parser().parse_args(argv)
     return run_safely(run, args)
 
 
