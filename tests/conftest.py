@@ -9,6 +9,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "sample_projects")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from helpers import nnc_cleanse  # noqa: E402  (after the tests folder is on the path)
+
 
 @pytest.fixture(scope="session")
 def sample_data():
@@ -42,16 +44,8 @@ def mnist(sample_data):
 
 @pytest.fixture
 def cli():
-    """Run the installed `nnc-cleanse` command as a user would; return the CompletedProcess."""
-    executable = os.path.join(os.path.dirname(sys.executable), "nnc-cleanse")
-
-    def run(*args, check=True, cwd=None):
-        result = subprocess.run([executable, *map(str, args)], capture_output=True, text=True, cwd=cwd)
-        if check and result.returncode != 0:
-            raise AssertionError(f"nnc-cleanse {' '.join(map(str, args))} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
-        return result
-    return run
+    """Run the installed `nnc-cleanse` command as a user would (helpers.nnc_cleanse); return the CompletedProcess."""
+    return nnc_cleanse
 
 
 @pytest.fixture(scope="session")
@@ -60,10 +54,8 @@ def scored_digits(tmp_path_factory, sample_data):
     folder = tmp_path_factory.mktemp("scored")
     digits = os.path.join(sample_data, "digits")
     output = folder / "influence.csv"
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "nnc-cleanse"), "score",
-                    "-m", os.path.join(digits, "digits_mlp.nntxt"), "-o", str(output), "--epochs", "2",
-                    "--ranking", "sgd-influence"],
-                   check=True, capture_output=True)
+    nnc_cleanse("score", "-m", os.path.join(digits, "digits_mlp.nntxt"), "-o", output, "--epochs", "2",
+                "--ranking", "sgd-influence")
     return {"csv": str(output), "train": os.path.join(digits, "data", "train.csv"),
             "val": os.path.join(digits, "data", "val.csv"), "model": os.path.join(digits, "digits_mlp.nntxt")}
 

@@ -2,6 +2,8 @@
 import csv
 import os
 import string
+import subprocess
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -106,12 +108,27 @@ def layer_after_tanh(layer_type, parameters="", name=None):
     return {_TANH_FUNCTION: function, _TANH_VARIABLE: variable}
 
 
-def train_with_nnabla_cli(config, results_folder):
+def tool(name):
+    """The path of a command installed in this virtual environment (nnc-cleanse, nnabla_cli, mpiexec)."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def run_command(*command, check=False, **options):
+    """Run a command as a user would (text output captured); with `check`, fail the test on a non-zero exit."""
+    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, **options)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, command))} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def nnc_cleanse(*arguments, check=True, **options):
+    """Run the installed `nnc-cleanse` command; return the CompletedProcess."""
+    return run_command(tool("nnc-cleanse"), *arguments, check=check, **options)
+
+
+def train_with_nnabla_cli(config, results_folder, **options):
     """Train a project with `nnabla_cli train`, as NNC does; return the results.nnp it writes."""
-    import subprocess
-    import sys
     os.makedirs(results_folder, exist_ok=True)
-    trainer = os.path.join(os.path.dirname(sys.executable), "nnabla_cli")
-    run = subprocess.run([trainer, "train", "-c", str(config), "-o", str(results_folder)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    run_command(tool("nnabla_cli"), "train", "-c", config, "-o", results_folder, check=True, **options)
     return os.path.join(results_folder, "results.nnp")

@@ -1,13 +1,11 @@
 """`nnc-cleanse cleanse`: the training CSV without its most harmful rows, ready to retrain."""
 import hashlib
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import read_csv
+from helpers import read_csv, run_command, tool
 
 
 def _digest(path):
@@ -70,11 +68,9 @@ def test_cleansed_csv_retrains_with_nnabla_cli(tmp_path, scored_digits, cli):
     (tmp_path / "cleansed.nntxt").write_text(config, encoding="utf-8")
     results = tmp_path / "results"
     results.mkdir()  # nnabla_cli train writes into an existing folder
-    trainer = os.path.join(os.path.dirname(sys.executable), "nnabla_cli")
-    run = subprocess.run([trainer, "train", "-c", str(tmp_path / "cleansed.nntxt"), "-o", str(results)],
-                         capture_output=True, text=True, cwd=tmp_path)
+    run = run_command(tool("nnabla_cli"), "train", "-c", tmp_path / "cleansed.nntxt", "-o", results, check=True,
+                      cwd=tmp_path)
     log = run.stdout + run.stderr
-    assert run.returncode == 0, log
     assert "Training Completed." in log
     assert "cache_00000900_00000949" in log, "nnabla must have read the 950 cleansed rows"
     assert (results / "results.nnp").is_file()

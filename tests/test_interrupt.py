@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import read_csv, subset_csv, variant
+from helpers import read_csv, run_command, subset_csv, tool, variant
 
 RUN = ("-r", "sgd-influence", "--epochs", "6", "--trace-epochs", "6", "--seed", "3")
 REUSED = "reusing the training cached in"
@@ -26,15 +26,12 @@ TRAINED = "training 6 epochs on"
 
 
 def _command(digits, output, *extra, model=None, train=None):
-    executable = os.path.join(os.path.dirname(sys.executable), "nnc-cleanse")
-    return [executable, "score", "-m", str(model or digits["model"]), "-t", str(train or digits["train"]),
+    return [tool("nnc-cleanse"), "score", "-m", str(model or digits["model"]), "-t", str(train or digits["train"]),
             "-v", digits["val"], "-o", str(output), *RUN, *extra]
 
 
 def _run(command):
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return result
+    return run_command(*command, check=True)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import logging
 import os
 import pty
 import subprocess
-import sys
 
+from helpers import run_command, tool
 from nnc_plugin.log import USER_LEVEL, Progress, duration
 
 
@@ -63,7 +63,7 @@ def test_durations_read_at_a_glance():
 
 
 def _score_command(tmp_path, digits):
-    return [os.path.join(os.path.dirname(sys.executable), "nnc-cleanse"), "score", "-m", digits["model"],
+    return [tool("nnc-cleanse"), "score", "-m", digits["model"],
             "-o", str(tmp_path / "influence.csv"), "--epochs", "2", "--ranking", "sgd-influence"]
 
 
@@ -89,7 +89,7 @@ def test_score_in_a_terminal_draws_bars(tmp_path, digits):
 
 
 def test_score_without_a_terminal_logs_plain_lines(tmp_path, digits):
-    result = subprocess.run(_score_command(tmp_path, digits), capture_output=True, text=True)
+    result = run_command(*_score_command(tmp_path, digits))
     assert result.returncode == 0
     assert "\r" not in result.stderr and "[###" not in result.stderr
     assert "[nnabla][Level 99]: Epoch 2/2: training loss" in result.stderr

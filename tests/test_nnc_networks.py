@@ -13,6 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from helpers import nnc_cleanse
 from nnc_style import FAMILIES, Network, _classifier, project_text, scored_rows, write_family
 
 TIMEOUT = 240  # seconds: each run takes a few; a hang in graph building would never end
@@ -27,11 +28,8 @@ def _score(cli_run, model, train, val, output, ranking, *extra):
 @pytest.fixture
 def run():
     """`nnc-cleanse` as a user runs it, with a timeout; returns the CompletedProcess."""
-    import sys
-    executable = os.path.join(os.path.dirname(sys.executable), "nnc-cleanse")
-
     def call(*args, timeout=TIMEOUT):
-        return subprocess.run([executable, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+        return nnc_cleanse(*args, check=False, timeout=timeout)
     return call
 
 

@@ -3,25 +3,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from helpers import read_csv, subset_csv
+from helpers import read_csv, run_command, subset_csv, tool
 
-BIN = os.path.dirname(sys.executable)
-MPIEXEC = os.path.join(BIN, "mpiexec")
+MPIEXEC = tool("mpiexec")
 pytestmark = pytest.mark.skipif(not os.path.exists(MPIEXEC), reason="the mpi extra is not installed")
 
 
 def _score(processes, *args, wait=True):
     command = [MPIEXEC, "-n", str(processes)] if processes > 1 else []
-    command += [os.path.join(BIN, "nnc-cleanse"), "score", *map(str, args)]
+    command += [tool("nnc-cleanse"), "score", *map(str, args)]
     if not wait:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return run_command(*command, timeout=600)
 
 
 def _scores(path):

@@ -6,14 +6,13 @@ in its Evaluation tab (which holds results.nnp), with the arguments of the plugi
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from conftest import ROOT
-from helpers import read_csv
+from helpers import read_csv, run_command, train_with_nnabla_cli
 
 PLUGINS = os.path.join(ROOT, "nnc_plugin", "plugins", "_Post_Process", "_XAI")
 SCORE_PLUGIN = os.path.join(PLUGINS, "Data_cleansing_score.py")
@@ -21,8 +20,7 @@ CLEANSE_PLUGIN = os.path.join(PLUGINS, "Data_cleansing_cleansed_dataset.py")
 
 
 def plugin(script, *args, cwd, env=None, python_options=()):
-    return subprocess.run([sys.executable, *python_options, script, *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env)
+    return run_command(sys.executable, *python_options, script, *args, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +35,7 @@ def nnc_results(tmp_path_factory, sample_data):
         config = config.replace(old, new)
     (folder / "digits.nntxt").write_text(config, encoding="utf-8")
     results = folder / "digits.files" / "20240101_000000"
-    results.mkdir(parents=True)
-    trainer = os.path.join(os.path.dirname(sys.executable), "nnabla_cli")
-    run = subprocess.run([trainer, "train", "-c", str(folder / "digits.nntxt"), "-o", str(results)],
-                         capture_output=True, text=True, cwd=folder)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert (results / "results.nnp").is_file()
+    assert os.path.isfile(train_with_nnabla_cli(folder / "digits.nntxt", results, cwd=folder))
     return {"results": results, "train": os.path.join(digits, "data", "train.csv"),
             "val": os.path.join(digits, "data", "val.csv")}
 
