@@ -132,3 +132,19 @@ def test_loss_rankings_are_described_as_such(tmp_path, digits, cli):
     assert "Ranking</th><td>loss-history" in html and "negative influence" not in html
     first = read_csv(scored)[1]
     assert f"row index {first[3]}<" in html[html.index('class="card harmful"'):]
+
+
+def test_image_targets_show_beside_their_inputs(tmp_path, digits):
+    """An auto-encoder's or image-to-image network's rows: the input and the target image, side by side."""
+    from nnc_plugin.outputs.report import write_report
+    images = [row[0] for row in read_csv(digits["train"])[1:9]]
+    folder = os.path.dirname(digits["train"])
+    rows = [f"{os.path.join(folder, images[i])},{os.path.join(folder, images[(i + 1) % 8])},{(i - 4) / 100:.2f},{i}"
+            for i in range(8)]
+    scored = tmp_path / "influence.csv"
+    scored.write_text("x:image,y:target,influence,datasource_index\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    page = open(write_report(str(scored), str(tmp_path / "report.html"), top=2), encoding="utf-8").read()
+    first = page[page.index('class="card harmful"'):]
+    first = first[:first.index("</figure>")]
+    assert first.count('<img class="thumb') == 2 and '<div class="thumbs">' in first
+    assert 'title="image: ' in first and 'title="target: ' in first and "image / target" in first

@@ -72,33 +72,38 @@ def _array_image(array):
     return Image.fromarray(np.nan_to_num(scaled).astype(np.uint8))
 
 
-def _image_column(table):
-    """The position of the first data column whose first cell names an image or .npy file, or None."""
-    for position, cell in enumerate(table.rows[0]):
-        if not table.header[position].startswith("#") and os.path.splitext(cell)[1].lower() in IMAGE_EXTENSIONS + (".npy",):
-            return position
-    return None
+def _image_columns(table):
+    """The positions of the data columns whose first cell names an image or .npy file: the input, and for an
+    auto-encoder or image-to-image network the target too."""
+    return [position for position, cell in enumerate(table.rows[0])
+            if not table.header[position].startswith("#")
+            and os.path.splitext(cell)[1].lower() in IMAGE_EXTENSIONS + (".npy",)]
 
 
 def _format(value):
     return f"{value:.3g}" if value != 0 else "0"
 
 
-def _card(table, position, rank, image_at, kind):
+def _card(table, position, rank, images_at, kind):
     folder = os.path.dirname(table.path)
     parts = []
-    if image_at is not None:
-        cell = table.rows[position][image_at]
+    for at in images_at:  # input (and target) images side by side, each named when there are several
+        cell = table.rows[position][at]
+        name = f"{display_name(table.header[at])}: " if len(images_at) > 1 else ""
         embedded = thumbnail(os.path.join(folder, cell.replace("\\", "/")))
         if embedded:
             uri, (width, height) = embedded
             pixelated = " pixelated" if max(width, height) < 64 else ""
-            parts.append(f'<img class="thumb{pixelated}" src="{uri}" alt="{html.escape(cell)}" title="{html.escape(cell)}">')
+            parts.append(f'<img class="thumb{pixelated}" src="{uri}" alt="{html.escape(cell)}" '
+                         f'title="{html.escape(name + cell)}">')
         else:
-            parts.append(f'<div class="thumb missing" title="{html.escape(cell)}">image not found</div>')
+            parts.append(f'<div class="thumb missing" title="{html.escape(name + cell)}">image not found</div>')
+    if len(images_at) > 1:
+        names = " / ".join(html.escape(display_name(table.header[at])) for at in images_at)
+        parts = [f'<div class="thumbs">{"".join(parts)}</div><span class="label">{names}</span>']
     labels = []
     for at, (column, cell) in enumerate(zip(table.header, table.rows[position])):
-        if at != image_at:
+        if at not in images_at:
             labels.append(f'<span class="label">{html.escape(display_name(column))} <b>{html.escape(cell)}</b></span>')
     score = table.scores[position]
     return (f'<figure class="card {kind}"><span class="rank">#{rank}</span>{"".join(parts)}<figcaption>'
@@ -217,6 +222,8 @@ div.warning { border-left: 4px solid var(--harmful); background: #fdecea; paddin
 .card.helpful { border-top-color: var(--helpful); }
 .thumb { display: block; width: 88px; height: 88px; margin: 0 auto 6px; object-fit: contain; background: #000; }
 .thumb.pixelated { image-rendering: pixelated; }
+.thumbs { display: flex; gap: 4px; justify-content: center; }
+.thumbs .thumb { width: 52px; height: 52px; margin: 0 0 4px; }
 .thumb.missing, .thumb.broken { display: flex; align-items: center; justify-content: center; background: #eee;
         color: var(--muted); font-size: 12px; }
 figcaption { display: flex; flex-direction: column; gap: 1px; font-size: 12.5px; }
@@ -270,12 +277,12 @@ def render_report(table, summary, top=DEFAULT_TOP):
         harmful = list(order[:min(top, n)])
         helpful = [p for p in order[::-1][:top] if p not in set(harmful)]
         split = float(table.scores[harmful[-1]]) if harmful else None
-    image_at = _image_column(table)
+    images_at = _image_columns(table)
 
     def grid(positions, kind, empty):
         if not positions:
             return f'<p class="note">{empty}</p>'
-        cards = "".join(_card(table, p, rank, image_at, kind) for rank, p in enumerate(positions, start=1))
+        cards = "".join(_card(table, p, rank, images_at, kind) for rank, p in enumerate(positions, start=1))
         return f'<div class="grid {kind}-samples">{cards}</div>'
 
     source = summary.get("input_train") or table.path
