@@ -184,11 +184,16 @@ class EvaluateOptions:
             raise UserError(f"--seeds must be 1 or more, not {self.seeds}.")
 
 
+def scored_csv_input():
+    """-i: the scored CSV that `cleanse` and `report` read."""
+    return option("-i", "--input", default="influence.csv",
+                  help="path to scored csv file written by score (csv) default=influence.csv")
+
+
 @dataclass
 class CleanseOptions:
     """What `nnc-cleanse cleanse` does."""
-    input: str = option("-i", "--input", default="influence.csv",
-                        help="path to scored csv file written by score (csv) default=influence.csv")
+    input: str = scored_csv_input()
     output: str = option("-o", "--output", default="train_cleansed.csv",
                          help="path to output cleansed training csv file (csv) default=train_cleansed.csv")
     remove: Optional[str] = option("-k", "--remove",
@@ -201,8 +206,7 @@ class CleanseOptions:
 @dataclass
 class ReportOptions:
     """What `nnc-cleanse report` does."""
-    input: str = option("-i", "--input", default="influence.csv",
-                        help="path to scored csv file written by score (csv) default=influence.csv")
+    input: str = scored_csv_input()
     output: str = option("-o", "--output", default="influence_report.html",
                          help="path to output html file (html) default=influence_report.html")
     top: Optional[int] = option("--top", type=int,

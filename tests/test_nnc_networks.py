@@ -49,15 +49,20 @@ def test_layer_family_scores_with_every_ranking(tmp_path, sample_data, run, fami
         assert np.ptp(scores) > 0, f"{family} {ranking}: every row got the same score"
 
 
+def _edited_recurrent(tmp_path, sample_data, run, old, new):
+    """Score (loss-history) the recurrent family with one edit of its model file; return (model, result)."""
+    model, train, val = write_family("recurrent", str(tmp_path), os.path.join(sample_data, "digits"), train_rows=8)
+    text = open(model, encoding="utf-8").read()
+    assert old in text
+    open(model, "w", encoding="utf-8").write(text.replace(old, new))
+    return model, _score(run, model, train, val, tmp_path / "out.csv", "loss-history")
+
+
 def test_loop_without_delay_is_refused_by_name_not_hung(tmp_path, sample_data, run):
     """A recurrent network whose step reads its own output (no Delay between) cannot be computed:
     one sentence naming a layer of the loop, quickly, instead of nnabla's endless walk."""
-    model, train, val = write_family("recurrent", str(tmp_path), os.path.join(sample_data, "digits"), train_rows=8)
-    text = open(model, encoding="utf-8").read()
-    cut = 'input: "RecurrentInput"\n    input: "Delay"'
-    assert cut in text
-    open(model, "w", encoding="utf-8").write(text.replace(cut, 'input: "RecurrentInput"\n    input: "Tanh"'))
-    result = _score(run, model, train, val, tmp_path / "out.csv", "loss-history")
+    model, result = _edited_recurrent(tmp_path, sample_data, run, 'input: "RecurrentInput"\n    input: "Delay"',
+                                      'input: "RecurrentInput"\n    input: "Tanh"')
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("nnc-cleanse: error: The layer '")
@@ -67,12 +72,8 @@ def test_loop_without_delay_is_refused_by_name_not_hung(tmp_path, sample_data, r
 
 
 def test_loop_layer_with_unknown_loop_is_refused(tmp_path, sample_data, run):
-    model, train, val = write_family("recurrent", str(tmp_path), os.path.join(sample_data, "digits"), train_rows=8)
-    text = open(model, encoding="utf-8").read()
-    cut = 'recurrent_param { repeat_id: "RecurrentInput" }'
-    assert cut in text
-    open(model, "w", encoding="utf-8").write(text.replace(cut, 'recurrent_param { repeat_id: "Elsewhere" }'))
-    result = _score(run, model, train, val, tmp_path / "out.csv", "loss-history")
+    model, result = _edited_recurrent(tmp_path, sample_data, run, 'recurrent_param { repeat_id: "RecurrentInput" }',
+                                      'recurrent_param { repeat_id: "Elsewhere" }')
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
     assert "The layer 'Delay' (Delay)" in message and "'Elsewhere'" in message and model in message
@@ -232,12 +233,8 @@ def test_biases_cancelled_inside_a_repeat_block_are_found_once_unrolled(tmp_path
 
 def test_loss_inside_a_loop_is_refused(tmp_path, sample_data, run):
     """Unrolled, a variable inside a loop is one per repetition: a loss there is named and refused."""
-    model, train, val = write_family("recurrent", str(tmp_path), os.path.join(sample_data, "digits"), train_rows=8)
-    text = open(model, encoding="utf-8").read()
-    old = 'loss_variable {\n    variable_name: "CategoricalCrossEntropy"'
-    assert old in text
-    open(model, "w", encoding="utf-8").write(text.replace(old, 'loss_variable {\n    variable_name: "Tanh"'))
-    result = _score(run, model, train, val, tmp_path / "out.csv", "loss-history")
+    model, result = _edited_recurrent(tmp_path, sample_data, run, 'loss_variable {\n    variable_name: "CategoricalCrossEntropy"',
+                                      'loss_variable {\n    variable_name: "Tanh"')
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert "'Tanh', which is inside a loop" in message and model in message
