@@ -14,6 +14,7 @@ from nnc_plugin.model.network import Model
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
 from nnc_plugin.model.project import load_project
+from nnc_plugin.training.step_size import linearisation
 from nnc_plugin.training.trainer import Schedule
 from oracle import gradient, hessian, load_numpy, theta_of
 
@@ -145,7 +146,7 @@ def test_influence_is_zero_for_samples_outside_traced_steps(digits):
     model = Model(project, seed=0)
     u, _ = validation_gradient(model, read_dataset(digits["val"]), 64)
     schedule = Schedule(np.arange(10, dtype=np.int32), np.array([0, 10]), np.array([0.1]))
-    scores = sgd_influence(model, data, schedule, u, lambda t: [1.0] * len(u))
+    scores = sgd_influence(model, data, schedule, u, linearisation("Sgd", {}, lambda t: 0.1, lambda t: [1.0] * len(u)))
     assert np.all(scores[10:] == 0) and np.any(scores[:10] != 0)
 
 

@@ -2,13 +2,19 @@
 
 Hara, Nitanda and Maehara (NeurIPS 2019) trace the effect of leaving sample j out of the
 minibatches back through the SGD steps; Suzuki, Kobayashi and Narihira (arXiv 2103.11807)
-make it storage-efficient by taking every gradient at the final parameters. With
-u = grad of the validation loss at the end of training, going back over traced steps t:
+make it storage-efficient by taking every gradient at the final parameters. The solver's
+update is s_t = beta s_{t-1} + B_t g_t, theta_{t+1} = theta_t - A_t s_t (step_size.py: for SGD
+beta = 0, A_t = 1, B_t = eta_t). With u = grad of the validation loss at the end of training and
+mbar = 0 (minus the loss's gradient with respect to the solver's state), going back over traced steps t:
 
-    v      = P_t u                                   (P_t: the step size, eta_t for SGD)
+    q      = A_t u + mbar
+    v      = B_t q                                   (for SGD: eta_t u)
     infl_j += v . grad l_j(theta_t) / |B_t|          for every j in the minibatch B_t
     u      <- u - (sum_{i in B_t} hess l_i(theta_t)) v / |B_t| - weight_decay * v
+    mbar   <- beta q
 
+This is the adjoint of the update with the solver's state (Momentum's buffer, Adam's first moment;
+Adam's second moment held fixed, as Terashita et al., ICLR 2021).
 infl_j < 0: leaving j out would have lowered the validation loss (harmful).
 By default the final parameters stand in for every theta_t; the exact method loads the
 parameters cached before each step (`PropagationSettings.load_parameters_before_step`).
@@ -182,7 +188,7 @@ def validation_gradient(model, dataset, batch_size=64):
     return [g / n for g in totals[:-1]], float(totals[-1][0]) / n
 
 
-def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
+def sgd_influence(model, dataset, schedule, u, linearisation, settings=None):
     """Return the SGD-influence of every sample of `dataset` (float64 array, one value per row).
 
     Parameters
@@ -193,8 +199,9 @@ def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
         The traced steps.
     u : list of arrays
         Gradient of the validation loss at the final parameters (`validation_gradient`).
-    step_factors : callable t -> list
-        The per-parameter factor c of step t (P_t = eta_t * c, scalars or arrays; see step_size).
+    linearisation : step_size.Linearisation
+        The solver's update at every traced step (beta, A_t, B_t); `folded(step_factors)` for a plain
+        step size P_t = eta_t * c.
     settings : PropagationSettings, optional
         Weight decay, the exact mode's parameters, the reference path, the progress title; it
         receives `u_growth`: the largest |u_t| / |u_T| met going back. Far above 1, the
@@ -210,6 +217,7 @@ def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
     final = model.parameter_arrays() if load_parameters_before_step else None
     influence = np.zeros(len(dataset), dtype=np.float64)
     u = [np.asarray(a, dtype=np.float32) for a in u]
+    mbar = [np.zeros_like(a) for a in u]  # minus the gradient of the validation loss with respect to the solver's state
     start_norm = _norm(u)
     growth = 1.0
     with Progress(settings.title, len(schedule)) as progress:
@@ -217,7 +225,9 @@ def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
             indices, learning_rate = schedule.step(t)
             if load_parameters_before_step:
                 load_parameters_before_step(t)
-            v = [(learning_rate * c * a).astype(np.float32) for c, a in zip(step_factors(t), u)]
+            a_t, b_t = linearisation.step(t)
+            q = [a * ui + mi for a, ui, mi in zip(a_t, u, mbar)]
+            v = [(b * qi).astype(np.float32) for b, qi in zip(b_t, q)]
             mine = comm.share(indices)
             if len(mine):
                 scores, hvp = directional(dataset, mine, v)
@@ -228,6 +238,7 @@ def sgd_influence(model, dataset, schedule, u, step_factors, settings=None):
             if t > 0:
                 u = [a - h / len(indices) - weight_decay * d for a, h, d in zip(u, hvp, v)]
                 growth = max(growth, _norm(u) / start_norm if start_norm > 0 else 1.0)
+            mbar = [(linearisation.beta * qi).astype(np.float32) for qi in q] if linearisation.beta else mbar
             progress.advance(1)
     if final is not None:
         model.set_parameter_arrays(final)

@@ -33,7 +33,7 @@ class SgdInfluence(Ranking):
             weight_decay=trial.project.weight_decay, reference=self.reference, title=f"Scoring ({trial.title})",
             load_parameters_before_step=(lambda t: trial.cache.load_step_parameters(t, model))
             if self.mode == "all" else None)
-        scores = sgd_influence(model, trial.train_data, trial.record.schedule, u, trial.step_factors(self.mode),
+        scores = sgd_influence(model, trial.train_data, trial.record.schedule, u, trial.linearisation(self.mode),
                                settings)
         if settings.u_growth > UNSTABLE_GROWTH:
             info(f"Note: going back through the traced steps, the validation gradient grew {settings.u_growth:.3g} "

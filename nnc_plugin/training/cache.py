@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import UserError
 from ..files import can_create_in, existing_ancestor
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # What a trial folder may hold; anything else means the folder is not ours to delete.
 CACHE_ENTRIES = ("manifest.json", "manifest.json.tmp", "final.h5", "schedule.npz", "final_factors.npz",
                  "untrained.npz", "loss_history.npy", "steps")
@@ -157,7 +157,7 @@ class TrialCache:
         if record.final_factors is not None:
             save_arrays(self._path("final_factors.npz"), record.final_factors)
         self.finish(key, dict(details, epoch_seconds=record.epoch_seconds, final_loss=record.final_loss,
-                              epoch_losses=record.epoch_losses))
+                              epoch_losses=record.epoch_losses, solver_steps=record.solver_steps))
 
     def load_training(self, model):
         """Put the cached final parameters into `model`; return the cached `TrainingRecord`."""
@@ -165,7 +165,7 @@ class TrialCache:
 
         manifest = self.read_manifest()
         record = TrainingRecord(Schedule.load(self._path("schedule.npz")), manifest["epoch_seconds"],
-                                manifest["final_loss"], manifest.get("epoch_losses", []),
+                                manifest["final_loss"], manifest["epoch_losses"], manifest["solver_steps"],
                                 loss_history=np.load(self._path("loss_history.npy")),
                                 untrained=load_arrays(self._path("untrained.npz")))
         if os.path.isfile(self._path("final_factors.npz")):

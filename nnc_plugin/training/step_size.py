@@ -1,9 +1,20 @@
-"""The effective step size of each nnabla solver: how far one unit of gradient moves a parameter.
+"""How each nnabla solver turns a gradient into a step, as SGD-influence's backward recursion needs it.
 
-SGD-influence is derived for plain SGD, where a step is theta <- theta - eta * gradient.
-For other solvers this module states the approximation used (see docs/influence.md):
-every solver step is treated as theta <- theta - P * gradient with a diagonal P, the total
-displacement a gradient causes once momentum has played out:
+Every supported solver's update is written in one linear form, with g_t the minibatch gradient
+(coupled weight decay included) and s_t the solver's state:
+
+    s_t = beta * s_{t-1} + B_t * g_t,        theta_{t+1} = theta_t - A_t * s_t
+
+- Sgd:       beta = 0,        A_t = 1, B_t = eta_t                      (exact)
+- Momentum:  beta = momentum, A_t = 1, B_t = eta_t                      (exact: nnabla's b_t = gamma b_{t-1} + eta g_t)
+- Adam:      beta = beta1,    A_t = alpha_t sqrt(1 - beta2^k) / (1 - beta1^k) / (sqrt(v) + eps),
+             B_t = 1 - beta1  (k: the step's iteration; the second moment v held fixed, as Terashita
+             et al., ICLR 2021, did to extend SGD-influence to Adam)
+
+`linearisation` builds it. The other solvers are folded into beta = 0, A_t = 1, B_t = eta_t * c
+with a diagonal step factor c, the total displacement a gradient causes once momentum has played out
+(the fold was also used for Momentum and Adam before; their exact forms are more faithful to
+retraining, docs/evidence.md):
 
 - Sgd: P = lr
 - Momentum, Nesterov, SgdW: P = lr / (1 - momentum)
@@ -23,6 +34,9 @@ times P is of order one. As a safety net for other such values, any value whose 
 training gradient stays below UNREACHED_FRACTION of the network's is left out too
 (`untrained_elements`).
 """
+from dataclasses import dataclass
+from typing import Callable, List, Tuple
+
 import numpy as np
 
 from ..errors import UserError
@@ -37,6 +51,38 @@ def check_supported(solver_name, model_path=""):
         where = f" in {model_path}" if model_path else ""
         raise UserError(f"The solver {solver_name}{where} is not supported by SGD-influence; "
                         f"train with one of {', '.join(SUPPORTED_SOLVERS)} (Sgd is exact, the others approximate).")
+
+
+STATE_SOLVERS = ("Momentum", "Adam")  # linearised with their state; the others are folded
+
+
+@dataclass
+class Linearisation:
+    """The solver's update in the linear form of the module docstring, for the traced steps."""
+    beta: float
+    step: Callable[[int], Tuple[List, List]]  # traced step t -> (A_t, B_t), per parameter (scalars or arrays)
+
+
+def linearisation(solver_name, hyper, learning_rate, factors, iterations=None):
+    """The `Linearisation` of a solver over the traced steps.
+
+    `learning_rate(t)` is traced step t's learning rate; `factors(t)` its per-parameter step factors c
+    (`scalar_factor`, `adaptive_factors`), with the values training never moved masked to 0. For Adam,
+    `iterations(t)` is (k, r): the step's 1-based iteration number, and the iteration at which the
+    factors c were recorded, so that 1 / (sqrt(v) + eps) = c / sqrt(1 - beta2^r).
+    """
+    if solver_name == "Momentum":
+        return Linearisation(float(hyper["momentum"]), lambda t: (
+            [1.0] * len(factors(t)), [learning_rate(t) * (np.asarray(c) > 0) for c in factors(t)]))
+    if solver_name == "Adam" and iterations is not None:
+        beta1, beta2 = float(hyper["beta1"]), float(hyper["beta2"])
+
+        def adam_step(t):
+            (k, recorded), c = iterations(t), factors(t)
+            scale = learning_rate(t) * np.sqrt(1.0 - beta2 ** k) / (1.0 - beta1 ** k) / np.sqrt(1.0 - beta2 ** recorded)
+            return [scale * np.asarray(x) for x in c], [(1.0 - beta1) * (np.asarray(x) > 0) for x in c]
+        return Linearisation(beta1, adam_step)
+    return Linearisation(0.0, lambda t: ([1.0] * len(factors(t)), [learning_rate(t) * c for c in factors(t)]))
 
 
 def is_adaptive(solver_name):

@@ -68,6 +68,7 @@ class TrainingRecord:
     epoch_seconds: List[float] = field(default_factory=list)
     final_loss: float = float("nan")
     epoch_losses: List[float] = field(default_factory=list)  # the mean training loss of every epoch trained
+    solver_steps: int = 0  # updates the solver made (Adam's bias corrections count them)
     loss_history: np.ndarray = None  # each sample's loss when trained on, averaged over the second half of the epochs
     untrained: Dict[str, np.ndarray] = field(default_factory=dict)  # step_size.untrained_elements of the traced steps
     final_factors: Optional[Dict[str, np.ndarray]] = None  # adaptive solvers: step_size.adaptive_factors at the end
@@ -145,6 +146,7 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
                     traced_offsets.append(traced_offsets[-1] + len(indices))
                     traced_rates.append(learning_rate)
                 iteration += 1
+                record.solver_steps += 1
                 progress.advance(1, note=f"loss={loss:.4f}")
         record.epoch_seconds.append(time.perf_counter() - started)
         record.final_loss = loss_sum / n

@@ -73,6 +73,17 @@ class Trial:
             return float("nan")
         return float(np.mean(self.model.per_sample_losses(self.val_data, self.batch_size)))
 
+    def linearisation(self, mode):
+        """The solver's update over the traced steps in step_size's linear form, for SGD-influence's recursion."""
+        schedule, total = self.record.schedule, self.record.solver_steps
+        last = len(schedule) - 1
+
+        def iterations(t):  # (this step's iteration, the iteration its step factors were recorded at)
+            k = total - (last - t)
+            return k, (total if mode == "final" else k)
+        return step_size.linearisation(self.project.solver_name, self.project.solver_hyperparameters,
+                                       lambda t: schedule.step(t)[1], self.step_factors(mode), iterations)
+
     def step_factors(self, mode):
         """Return t -> the solver's per-parameter factors c of traced step t (P_t = eta_t * c; see step_size),
         with c = 0 for the values training never moved: the biases a BatchNormalization cancels
