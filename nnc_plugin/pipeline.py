@@ -113,6 +113,7 @@ def _prepare(options, ranking, comm):
     plan = TrainingPlan(epochs=epochs, batch_size=options.batch_size or project.batch_size,
                         seed=options.seed, shuffle=project.train_dataset.shuffle if project.train_dataset else True,
                         trace_epochs=options.trace_epochs, keep_step_parameters=ranking.keeps_step_parameters,
+                        checkpoints=ranking.checkpoints,
                         first_epoch=max(epochs - options.trace_epochs, 0) if trained is not None else 0)
     return TrialSetup(project, train_data, val_data, plan, options.n_trials, cache_root, options.context, trained,
                       comm)

@@ -32,6 +32,7 @@ class Ranking:
     help = ""  # a few words for --help
     needs_validation = False  # the scores refer to the validation loss
     second_order = False  # needs second derivatives (nnabla's double backward) through the network
+    checkpoints = 0  # needs the parameters at the end of the last this-many epochs
     report = GENERIC_TEXT
 
     def __init__(self, mode="final", reference=False):

@@ -9,6 +9,7 @@ Layout of `<cache-dir>/trial_<k>/`:
     final_factors.npz      adaptive solvers only: the solver's per-parameter step factors at the end
     untrained.npz          the parameter values the traced steps' gradients never reached (step_size.py)
     steps/params_<t>.h5    --mode all only: the parameters before each traced step
+    steps/checkpoint_<e>.h5  --ranking influence: the parameters at the end of epoch e (the last epochs)
     steps/factors_<t>.npz  --mode all with an adaptive solver: step factors after each traced step
 
 `manifest.json` is written last, so a run killed half-way leaves a cache that is not reused
@@ -144,7 +145,7 @@ class TrialCache:
         return os.path.join(self.folder, name)
 
     def _step_path(self, kind, t):
-        return os.path.join(self.folder, "steps", f"{kind}_{t:06d}" + (".h5" if kind == "params" else ".npz"))
+        return os.path.join(self.folder, "steps", f"{kind}_{t:06d}" + (".npz" if kind == "factors" else ".h5"))
 
     # What training writes and scoring reads -------------------------------------------
     @_writes
@@ -157,7 +158,8 @@ class TrialCache:
         if record.final_factors is not None:
             save_arrays(self._path("final_factors.npz"), record.final_factors)
         self.finish(key, dict(details, epoch_seconds=record.epoch_seconds, final_loss=record.final_loss,
-                              epoch_losses=record.epoch_losses, solver_steps=record.solver_steps))
+                              epoch_losses=record.epoch_losses, solver_steps=record.solver_steps,
+                              checkpoints=record.checkpoints))
 
     def load_training(self, model):
         """Put the cached final parameters into `model`; return the cached `TrainingRecord`."""
@@ -166,6 +168,7 @@ class TrialCache:
         manifest = self.read_manifest()
         record = TrainingRecord(Schedule.load(self._path("schedule.npz")), manifest["epoch_seconds"],
                                 manifest["final_loss"], manifest["epoch_losses"], manifest["solver_steps"],
+                                [tuple(c) for c in manifest["checkpoints"]],
                                 loss_history=np.load(self._path("loss_history.npy")),
                                 untrained=load_arrays(self._path("untrained.npz")))
         if os.path.isfile(self._path("final_factors.npz")):
@@ -185,6 +188,14 @@ class TrialCache:
     def save_step_factors(self, t, factors):
         """--mode all with an adaptive solver: the step factors of traced step t ({parameter: array})."""
         save_arrays(self._step_path("factors", t), factors)
+
+    @_writes
+    def save_checkpoint(self, epoch, model):
+        """The parameters at the end of `epoch` (0-based), for rankings that revisit training (TracIn-CP)."""
+        model.save_parameters(self._step_path("checkpoint", epoch))
+
+    def load_checkpoint(self, epoch, model):
+        model.load_parameters(self._step_path("checkpoint", epoch))
 
     def step_factors(self, t):
         return load_arrays(self._step_path("factors", t))

@@ -16,9 +16,8 @@ with a diagonal step factor c, the total displacement a gradient causes once mom
 (the fold was also used for Momentum and Adam before; their exact forms are more faithful to
 retraining, docs/evidence.md):
 
-- Sgd: P = lr
-- Momentum, Nesterov, SgdW: P = lr / (1 - momentum)
-- Adam, AdamW: P = alpha * sqrt(1 - beta2^t) / (sqrt(v) + eps) (elementwise, from the solver state)
+- Nesterov, SgdW: P = lr / (1 - momentum)
+- AdamW: P = alpha * sqrt(1 - beta2^t) / (sqrt(v) + eps) (elementwise, from the solver state)
 - AMSGRAD: P = alpha / (sqrt(v_hat) + eps)
 - Adamax: P = alpha / (u + eps)
 - RMSprop, Adagrad: P = lr / (sqrt(v) + eps)

@@ -10,7 +10,7 @@ shuffle off); the last minibatch of an epoch holds the remainder. For the traced
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import nnabla as nn
@@ -55,6 +55,7 @@ class TrainingPlan:
     keep_step_parameters: bool = False  # save the parameters before every traced step (--mode all)
     first_epoch: int = 0  # > 0: the model already holds trained parameters; run only epochs first_epoch..epochs-1,
     #                       with the learning rates the schedule gives them
+    checkpoints: int = 0  # keep the parameters at the end of the last this-many epochs (the last: the final ones)
 
     @property
     def epochs_to_run(self):
@@ -69,6 +70,9 @@ class TrainingRecord:
     final_loss: float = float("nan")
     epoch_losses: List[float] = field(default_factory=list)  # the mean training loss of every epoch trained
     solver_steps: int = 0  # updates the solver made (Adam's bias corrections count them)
+    # (epoch, learning rate of its last step) of every epoch end whose parameters the cache keeps, the last
+    # (the final parameters) included
+    checkpoints: List[Tuple[int, float]] = field(default_factory=list)
     loss_history: np.ndarray = None  # each sample's loss when trained on, averaged over the second half of the epochs
     untrained: Dict[str, np.ndarray] = field(default_factory=dict)  # step_size.untrained_elements of the traced steps
     final_factors: Optional[Dict[str, np.ndarray]] = None  # adaptive solvers: step_size.adaptive_factors at the end
@@ -117,6 +121,9 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
     history_sum = np.zeros(n)  # each sample's loss when trained on, summed over the second half of the epochs run
     first_history_epoch = max(epochs // 2, plan.first_epoch)
     iteration = plan.first_epoch * per_epoch  # the scheduler's learning rates continue where that epoch starts
+    first_checkpoint = epochs - plan.checkpoints
+    if 0 < plan.first_epoch and plan.first_epoch - 1 >= first_checkpoint:  # a trained start is an epoch end too
+        _checkpoint(record, cache, model, plan.first_epoch - 1, project.scheduler.get_learning_rate(iteration - 1))
     for epoch in range(plan.first_epoch, epochs):
         started = time.perf_counter()
         order = rng.permutation(n) if plan.shuffle else np.arange(n)
@@ -148,6 +155,8 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
                 iteration += 1
                 record.solver_steps += 1
                 progress.advance(1, note=f"loss={loss:.4f}")
+        if epoch >= first_checkpoint:
+            _checkpoint(record, cache, model, epoch, learning_rate, final=epoch == epochs - 1)
         record.epoch_seconds.append(time.perf_counter() - started)
         record.final_loss = loss_sum / n
         record.epoch_losses.append(record.final_loss)
@@ -164,6 +173,13 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
     history_sum = model.comm.sum_arrays([history_sum])[0]  # data-parallel: each process saw its share of the rows
     record.loss_history = (history_sum / max(epochs - first_history_epoch, 1)).astype(np.float32)
     return record
+
+
+def _checkpoint(record, cache, model, epoch, learning_rate, final=False):
+    """Keep the parameters at the end of `epoch` (the final ones are cached anyway)."""
+    if not final:
+        cache.save_checkpoint(epoch, model)
+    record.checkpoints.append((epoch, float(learning_rate)))
 
 
 def _update(model, dataset, indices, learning_rate, weights=None, squared_gradients=None):

@@ -119,7 +119,7 @@ def _key(setup, plan):
         model, setup.train_data.arrays_digest(), plan.seed,
         {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
          "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
-         "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch})
+         "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch, "checkpoints": plan.checkpoints})
 
 
 def _model(setup, seed):

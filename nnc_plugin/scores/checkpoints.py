@@ -1,0 +1,64 @@
+"""`--ranking influence`: influence on the validation loss from a few checkpoints of training (TracIn-CP).
+
+Pruthi et al. (NeurIPS 2020) estimate a training row's influence on a loss by the first-order
+effect of its steps, checkpoint by checkpoint:
+
+    infl_j = sum_k eta_k c . (grad L_val(theta_k) * grad l_j(theta_k))
+
+over the parameters theta_k at the end of the last CHECKPOINTS epochs (the last is theta_T), eta_k the
+learning rate there and c the solver's step factor (step_size.py). No backward recursion through the
+Hessian: the estimate cannot grow without bound, whatever the learning rate or the solver, and it
+needs no second derivative. Why this one: docs/evidence.md, section 5.
+"""
+import numpy as np
+
+from ..log import Progress
+from .influence import BatchedDirectional, directional_losses, validation_gradient
+from .registry import Ranking, ReportText, register
+
+CHECKPOINTS = 3
+
+
+@register
+class CheckpointInfluence(Ranking):
+    """Each row's influence on the validation loss, summed over the checkpoints at the ends of the last
+    epochs (TracIn-CP); < 0, the row's steps raised the validation loss (harmful)."""
+    name = "influence"
+    help = "influence on the validation loss from the last epochs' checkpoints (TracIn-CP), stable for every solver"
+    needs_validation = True
+    checkpoints = CHECKPOINTS
+    report = ReportText(
+        "how much its training steps changed the model's loss on the validation data (influence, TracIn-CP)", True,
+        "Most harmful samples (lowest influence)",
+        "samples whose training steps raised the validation loss the most",
+        "Most helpful samples (highest influence)",
+        "samples whose training steps lowered the validation loss the most; keep these")
+
+    def score(self, trial):
+        model, cache = trial.model, trial.cache
+        final = model.parameter_arrays()
+        factors = trial.step_factors("final")(len(trial.record.schedule) - 1)
+        directional = BatchedDirectional(model, batch_size=trial.batch_size) if self.reference else None
+        influence = np.zeros(len(trial.train_data), dtype=np.float64)
+        last = trial.record.checkpoints[-1][0]
+        with Progress(f"Scoring ({trial.title})", len(trial.record.checkpoints)) as progress:
+            for epoch, learning_rate in trial.record.checkpoints:
+                if epoch != last:
+                    cache.load_checkpoint(epoch, model)
+                u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
+                v = [(learning_rate * c * a).astype(np.float32) for c, a in zip(factors, u)]
+                influence += _inner_products(model, trial, v, directional)
+                model.set_parameter_arrays(final)
+                progress.advance(1)
+        return influence
+
+
+def _inner_products(model, trial, direction, directional):
+    """v . grad l_j for every training row: the finite difference, or (`--reference`) the exact double backward."""
+    if directional is None:
+        return directional_losses(model, trial.train_data, direction, trial.batch_size)
+    values = np.zeros(len(trial.train_data), dtype=np.float64)
+    for start in range(0, len(trial.train_data), trial.batch_size):
+        rows = np.arange(start, min(len(trial.train_data), start + trial.batch_size))
+        values[rows] = directional(trial.train_data, rows, direction)[0]
+    return values
