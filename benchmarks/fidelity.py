@@ -40,6 +40,7 @@ from nnc_plugin.model.network import Model  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
 from nnc_plugin.model import project as project_module  # noqa: E402
+from regimes import REGIMES, regime_model  # noqa: E402
 from tables import publish  # noqa: E402
 from nnc_plugin.model.project import load_project  # noqa: E402
 from nnc_plugin.training.trainer import TrainingPlan, train  # noqa: E402
@@ -106,6 +107,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--regime", choices=("as-is",) + REGIMES, default="as-is",
+                        help="train with another solver (benchmarks/regimes.py): momentum, adam, ...")
     args = parser.parse_args()
     quiet_nnabla()
     from nnabla.logger import logger
@@ -116,21 +119,26 @@ def main():
         train_csv = first_rows(os.path.join(DIGITS, "data", "train.csv"), os.path.join(workdir, "train.csv"), args.samples)
         val_csv = os.path.join(DIGITS, "data", "val.csv")
         model_file = os.path.join(DIGITS, MODELS[args.model][0])
+        if args.regime != "as-is":
+            model_file = regime_model(model_file, args.regime, workdir)
         project = load_project(model_file)
         train_data, val_data = read_dataset(train_csv), read_dataset(val_csv)
-        variants = [("all", "all", True), ("final", "final", True)]
+        # (label, ranking, mode, network as trained)
+        variants = [("all", "sgd-influence", "all", True), ("final", "sgd-influence", "final", True)]
         if project.influence_batch_statistics:
-            variants.append(("final, running statistics", "final", False))
+            variants.append(("final, running statistics", "sgd-influence", "final", False))
+        variants.append(("influence (TracIn-CP)", "influence", "final", True))
         for seed in args.seeds:
             truth = true_effects(project, train_data, val_data, TrainingPlan(args.epochs, args.batch_size, seed))
             estimates = {}
-            for name, mode, as_trained in variants:
+            for name, ranking, mode, as_trained in variants:
                 with influence_network_as_trained(as_trained):
                     try:
                         run = score(ScoreOptions(model=model_file, input_train=train_csv, input_val=val_csv,
-                                                 output=os.path.join(workdir, f"{mode}.csv"), ranking="sgd-influence",
+                                                 output=os.path.join(workdir, f"{mode}.csv"), ranking=ranking,
                                                  mode=mode, seed=seed, epochs=args.epochs, batch_size=args.batch_size,
-                                                 trace_epochs=args.epochs, cache_dir=os.path.join(workdir, f"cache_{mode}")))
+                                                 trace_epochs=args.epochs,
+                                                 cache_dir=os.path.join(workdir, f"cache_{ranking}_{mode}")))
                         estimates[name] = run.scores
                     except UserError:  # the scores overflowed: no correlation to report
                         estimates[name] = np.full(len(truth), np.nan)
@@ -148,7 +156,7 @@ def main():
              "all epochs traced, fixed minibatch order.", "",
              "| seed | mode | Kendall tau | Pearson r |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    for mode, _, _ in variants:
+    for mode, _, _, _ in variants:
         taus = [r["kendall_tau"] for r in raw if r["mode"] == mode]
         pearsons = [r["pearson_r"] for r in raw if r["mode"] == mode]
         finite = [t for t in taus if np.isfinite(t)]
@@ -156,7 +164,8 @@ def main():
         mean_tau = _number(np.mean(finite)) if finite else "overflow"
         mean_r = _number(np.mean([p for p in pearsons if np.isfinite(p)])) if finite else "overflow"
         lines.append(f"| mean{note} | {mode} | {mean_tau} | {mean_r} |")
-    publish("fidelity" if args.model == "mlp" else f"fidelity_{args.model}", "\n".join(lines), raw)
+    name = "fidelity" + ("" if args.model == "mlp" else f"_{args.model}") + ("" if args.regime == "as-is" else f"_{args.regime}")
+    publish(name, "\n".join(lines), raw)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ class CheckpointInfluence(Ranking):
     """Each row's influence on the validation loss, summed over the checkpoints at the ends of the last
     epochs (TracIn-CP); < 0, the row's steps raised the validation loss (harmful)."""
     name = "influence"
-    help = "influence on the validation loss from the last epochs' checkpoints (TracIn-CP), stable for every solver"
+    help = ("first-order influence on the validation loss at the last 3 epochs' ends (TracIn-CP): never unstable, "
+            "less faithful than sgd-influence where that one is stable (docs/evidence.md)")
     needs_validation = True
     checkpoints = CHECKPOINTS
     report = ReportText(

@@ -89,8 +89,9 @@ def _add_arguments_without_package(parser):
         help="how to rank the rows: loss-history, each row's training loss over the second half of training, the "
              "best at finding mislabeled rows (docs/evidence.md); loss, each row's loss at the end of training; "
              "self-influence, how much each row's own training step lowers its own loss; sgd-influence, influence on "
-             "the validation loss (SGD-influence); influence, influence on the validation loss from the last epochs' "
-             f"checkpoints (TracIn-CP), stable for every solver (text) default={DEFAULT_RANKING}")
+             "the validation loss (SGD-influence); influence, first-order influence on the validation loss at the last 3 "
+             "epochs' ends (TracIn-CP): never unstable, less faithful than sgd-influence where that one is stable "
+             f"(docs/evidence.md) (text) default={DEFAULT_RANKING}")
     add("-nt", "--n-trials", "--n_trials", dest="n_trials", type=int, default=None,
         help="number of trials (train + score with another seed), averaged (int) default=1")
     add("-s", "--seed", type=int, default=0, help="random seed of the first trial (int) default=0")
