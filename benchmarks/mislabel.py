@@ -44,20 +44,28 @@ VARIANTS = [
 ]
 
 
-def with_decay(model_file, gamma, folder):
-    """A copy of the model file whose exponential learning-rate schedule decays by `gamma` (dataset paths kept)."""
+def model_variant(model_file, folder, prefix, edit_solver):
+    """A copy of the model file, in `folder`, whose every optimizer's solver `edit_solver` changed (dataset
+    paths made absolute, so the copy finds the sample's data)."""
     from nnc_plugin.model.project import load_project
     from google.protobuf import text_format
     proto = load_project(model_file).proto
     for optimizer in proto.optimizer:
-        optimizer.solver.lr_scheduler_type = "Exponential"
-        optimizer.solver.exponential_scheduler_param.gamma = gamma
+        edit_solver(optimizer.solver)
     for dataset in proto.dataset:
         dataset.uri = os.path.join(os.path.dirname(model_file), dataset.uri) if dataset.uri else ""
-    path = os.path.join(folder, f"gamma{gamma:g}_" + os.path.basename(model_file))
+    path = os.path.join(folder, prefix + os.path.basename(model_file))
     with open(path, "w", encoding="utf-8") as f:
         f.write(text_format.MessageToString(proto))
     return path
+
+
+def with_decay(model_file, gamma, folder):
+    """A copy of the model file whose exponential learning-rate schedule decays by `gamma`."""
+    def decay(solver):
+        solver.lr_scheduler_type = "Exponential"
+        solver.exponential_scheduler_param.gamma = gamma
+    return model_variant(model_file, folder, f"gamma{gamma:g}_", decay)
 
 
 def flipped_rows(project, noise_seed):

@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from mislabel import MODELS, flipped_rows, measure  # noqa: E402
+from mislabel import MODELS, flipped_rows, measure, model_variant  # noqa: E402
 from nnc_plugin.evaluate import evaluate  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import EvaluateOptions, ScoreOptions  # noqa: E402
@@ -36,14 +36,9 @@ RANKINGS = ("loss-history", "sgd-influence", "influence")
 
 def regime_model(model_file, regime, folder):
     """A copy of the model file trained in `regime` (solver and learning-rate schedule replaced)."""
-    from google.protobuf import text_format
-    from nnc_plugin.model.project import load_project
-    proto = load_project(model_file).proto
-    for optimizer in proto.optimizer:
-        solver = optimizer.solver
+    def replace_solver(solver):
         solver.lr_scheduler_type = "Exponential"
         solver.exponential_scheduler_param.gamma = 0.8 if regime == "decay" else 1.0
-        solver.ClearField("parameter")  # the solver's own parameters, below, replace the model's
         if regime in ("sgd", "decay"):
             solver.type, solver.sgd_param.lr = "Sgd", 0.1
         elif regime == "momentum":
@@ -52,12 +47,7 @@ def regime_model(model_file, regime, folder):
             solver.type = "Adam"
             solver.adam_param.alpha, solver.adam_param.beta1 = 0.001, 0.9
             solver.adam_param.beta2, solver.adam_param.eps = 0.999, 1e-8
-    for dataset in proto.dataset:
-        dataset.uri = os.path.join(os.path.dirname(model_file), dataset.uri) if dataset.uri else ""
-    path = os.path.join(folder, f"{regime}_" + os.path.basename(model_file))
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text_format.MessageToString(proto))
-    return path
+    return model_variant(model_file, folder, f"{regime}_", replace_solver)
 
 
 def main():
