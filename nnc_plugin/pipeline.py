@@ -28,7 +28,7 @@ from .training.trial import TrialSetup, open_trial
 class ScoreRun:
     """Everything `score` computed, for the caller (CLI, evaluate, tests)."""
     scores: np.ndarray
-    trials: list = field(default_factory=list)  # the `Trial` of each seed
+    trials: list = field(default_factory=list)  # the `Trial` of each seed this process trained (mpiexec: its share)
     summary: dict = field(default_factory=dict)
 
 
