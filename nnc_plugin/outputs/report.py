@@ -308,7 +308,7 @@ def render_report(table, summary, top=DEFAULT_TOP):
                if summary else
                f'<p class="note">No run summary ({html.escape(os.path.basename(table.path))}.summary.json) was found '
                f'beside the scored CSV {html.escape(table.path)}.</p>')
-    warnings = "".join(f'<div class="warning"><b>The training did not learn.</b> {html.escape(w)}</div>'
+    warnings = "".join(f'<div class="warning"><b>Check the training first.</b> {html.escape(w)}</div>'
                        for w in summary.get("warnings") or [])
     created = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
