@@ -22,11 +22,13 @@ from .network import Model, check_differentiable
 from .output import check_writable, interrupts_held, write_scored_csv, write_summary
 from .project import load_project
 from .rankings import DEFAULT_RANKING, NEEDS_VALIDATION, RANKINGS, per_sample_losses, self_influence
+from .stable_influence import checkpoint_influence, epoch_end_checkpoints
 from .trainer import Schedule, TrainingRecord, train
 
 MODES = ("final", "all")
 UNSTABLE_GROWTH = 100.0  # u growing more than this over the traced steps: the propagation is unstable
 DEFAULT_TRIALS = 1
+INFLUENCE_CHECKPOINTS = 3  # --ranking influence: the parameters at the end of the last 3 epochs
 
 
 @dataclass
@@ -162,11 +164,16 @@ def _label_ranges(project):
 
 
 def _trial_fingerprint(project, train_data, options, epochs, batch_size, seed):
-    return trial_key(
-        project.proto.SerializeToString(deterministic=True), train_data.arrays_digest(), seed,
-        {"epochs": epochs, "batch_size": batch_size, "trace_epochs": options.trace_epochs,
-         "keep_steps": options.keeps_step_parameters, "context": options.context, "nnabla": nnabla.__version__,
-         "normalize": train_data.normalize})
+    settings = {"epochs": epochs, "batch_size": batch_size, "trace_epochs": options.trace_epochs,
+                "keep_steps": options.keeps_step_parameters, "context": options.context, "nnabla": nnabla.__version__,
+                "normalize": train_data.normalize}
+    if options.ranking == "influence":
+        settings["checkpoints"] = INFLUENCE_CHECKPOINTS
+    return trial_key(project.proto.SerializeToString(deterministic=True), train_data.arrays_digest(), seed, settings)
+
+
+def _checkpoint_folder(cache):
+    return os.path.join(cache.folder, "steps")
 
 
 def _solver_factors(project, cache, mode):
@@ -203,6 +210,11 @@ def _rank(options, project, model, record, history, cache, train_data, val_data,
     """Return (scores, mean validation loss) of the chosen ranking; lower scores are more harmful."""
     if options.ranking == "sgd-influence":
         return _sgd_influence(options, project, model, record, cache, train_data, val_data, batch_size, title)
+    if options.ranking == "influence":
+        factors = _step_factors(project, cache, "final", model.parameter_shapes())(len(record.schedule) - 1)
+        scores = checkpoint_influence(model, train_data, val_data, record.checkpoints, factors, batch_size,
+                                      title=title)
+        return scores, float(np.mean(per_sample_losses(model, val_data, batch_size)))
     validation_loss = float("nan") if val_data is None else float(np.mean(per_sample_losses(model, val_data, batch_size)))
     if options.ranking == "loss-history":
         return -history.astype(np.float64), validation_loss
@@ -241,6 +253,8 @@ def run_trial(project, train_data, val_data, options, trial, epochs, batch_size,
         try:
             manifest = cache.read_manifest()
             record = TrainingRecord(Schedule.load(cache.schedule), manifest["epoch_seconds"], manifest["final_loss"])
+            record.checkpoints = [(os.path.join(_checkpoint_folder(cache), name), rate)
+                                  for name, rate in manifest.get("checkpoints", [])]
             history = np.load(cache.loss_history)
             model.load_parameters(cache.final_parameters)
         except Exception as error:  # a damaged cache file: train again rather than fail
@@ -256,13 +270,16 @@ def run_trial(project, train_data, val_data, options, trial, epochs, batch_size,
              f"(batch size {batch_size}, seed {seed}).")
         cache.start()
         try:
+            checkpoints = (epoch_end_checkpoints(_checkpoint_folder(cache), epochs, INFLUENCE_CHECKPOINTS)
+                           if options.ranking == "influence" else None)
             record = train(model, train_data, cache, epochs, batch_size, seed, shuffle=shuffle,
                            trace_epochs=min(options.trace_epochs, epochs),
-                           keep_step_parameters=options.keeps_step_parameters)
+                           keep_step_parameters=options.keeps_step_parameters, checkpoint_path=checkpoints)
             history = record.loss_history()
             cache.finish(key, {"epoch_seconds": record.epoch_seconds, "final_loss": record.final_loss,
                                "seed": seed, "epochs": epochs, "batch_size": batch_size,
-                               "step_parameters": options.keeps_step_parameters})
+                               "step_parameters": options.keeps_step_parameters,
+                               "checkpoints": [[os.path.basename(path), rate] for path, rate in record.checkpoints]})
         except BaseException:  # failed or interrupted: an unfinished cache is of no use to a rerun
             cache.discard()
             raise

@@ -11,14 +11,17 @@ filters them alike; docs/evidence.md compares them on real data.
                  step lowers its own loss (one backward pass per sample).
 - sgd-influence  SGD-influence on the mean validation loss (influence.py), the method the plugin
                  is named after: `--mode final` (storage-efficient) or `--mode all` (exact).
+- influence      TracIn-CP on the mean validation loss at the ends of the last 3 epochs
+                 (stable_influence.checkpoint_influence): no backward recursion, so it cannot blow
+                 up whatever the solver and learning rate (docs/influence_regimes.md).
 
 Loss-based rankings are written as minus the loss, so that ascending order puts the highest loss first.
 """
 import numpy as np
 
-RANKINGS = ("loss-history", "loss", "self-influence", "sgd-influence")
+RANKINGS = ("loss-history", "loss", "self-influence", "sgd-influence", "influence")
 DEFAULT_RANKING = "loss-history"
-NEEDS_VALIDATION = ("sgd-influence",)
+NEEDS_VALIDATION = ("sgd-influence", "influence")
 
 
 def per_sample_losses(model, dataset, batch_size=64):

@@ -53,6 +53,7 @@ class TrainingRecord:
     final_loss: float = float("nan")
     history_sum: np.ndarray = None  # each sample's loss when trained on, summed over the history epochs
     history_epochs: int = 0  # how many epochs history_sum holds
+    checkpoints: list = field(default_factory=list)  # (parameter file, learning rate) at chosen epoch ends
 
     @property
     def train_seconds(self):
@@ -68,7 +69,7 @@ def steps_per_epoch(n_samples, batch_size):
 
 
 def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_epochs=1, keep_step_parameters=False,
-          sample_weights=None):
+          sample_weights=None, checkpoint_path=None):
     """Train `model` on `dataset`; write the final parameters and the schedule to `cache`.
 
     Parameters
@@ -89,6 +90,10 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
         Per-sample weights of the objective (None: all 1). A weight of 0 leaves a sample out of
         every step while keeping the minibatches and their size, which is the counterfactual
         SGD-influence estimates (used by the fidelity benchmark).
+    checkpoint_path : callable or None
+        epoch (0-based) -> parameter file to save the parameters to at the end of that epoch, or None;
+        the files and the epoch's last learning rate go to `record.checkpoints` (TracIn-CP,
+        stable_influence.checkpoint_influence).
     """
     project = model.project
     n = len(dataset)
@@ -134,6 +139,10 @@ def train(model, dataset, cache, epochs, batch_size, seed, shuffle=True, trace_e
                     traced_rates.append(learning_rate)
                 iteration += 1
                 progress.advance(1, note=f"loss={loss:.4f}")
+        path = checkpoint_path(epoch) if checkpoint_path else None
+        if path:
+            model.save_parameters(path)
+            record.checkpoints.append((path, learning_rate))
         record.epoch_seconds.append(time.perf_counter() - started)
         record.final_loss = loss_sum / n
         info(f"Epoch {epoch + 1}/{epochs}: training loss {record.final_loss:.5f} ({record.epoch_seconds[-1]:.1f} s)")
