@@ -65,7 +65,9 @@ REGIMES = ("sgd", "momentum", "adam", "decay")
 CANDIDATES = ("sgd-influence (fold)", "state adjoint", "state, played out", "state adjoint, clipped", "fold, clipped",
               "fold, empirical Fisher", "state, empirical Fisher", "first-order (TracIn@T)", "TracIn-CP (epoch ends, difference JVP)",
               "TracIn-CP (3 epoch ends, difference JVP)", "TracIn-CP (epoch ends, exact)", "loss-history",
-              "sgd-influence exact (all)", "state adjoint exact (all)")
+              "sgd-influence exact (all)", "state adjoint exact (all)", "fold, u normalised",
+              "mean of fold and first-order", "rank mean of fold and first-order", "mean of fold and TracIn-CP 3",
+              "rank mean of fold and TracIn-CP 3")
 
 
 def regime_model(model_file, regime, folder):
@@ -180,6 +182,8 @@ def score_candidates(project, model, cache, record, train_data, val_data, extras
         "first-order (TracIn@T)": lambda u, d: state_influence(model, train_data, schedule, u, state, wd,
                                                                hessian=False, played_out=True, diagnostics=d, directional=directional),
     }
+    plans["fold, u normalised"] = lambda u, d: normalised_influence(model, train_data, schedule, u, factors, wd,
+                                                                    directional)
     if exact:
         offset = extras["offset"]
         every_step = _step_factors(project, cache, "all", model.parameter_shapes())
@@ -208,7 +212,33 @@ def score_candidates(project, model, cache, record, train_data, val_data, extras
         results[name] = (scores, diagnostics.get("u_growth", 1.0), seconds,
                          {k: diagnostics[k] for k in ("rho", "clip", "eigen_seconds") if k in diagnostics})
     results["loss-history"] = (-record.loss_history().astype(np.float64), 1.0, 0.0, {})
+    from scipy.stats import rankdata
+    fold = results.get("sgd-influence (fold)")
+    for other, label in (("first-order (TracIn@T)", "first-order"), ("TracIn-CP (3 epoch ends, difference JVP)",
+                                                                     "TracIn-CP 3")):
+        if fold is None or other not in results:
+            continue
+        second = results[other]
+        results[f"mean of fold and {label}"] = ((fold[0] + second[0]) / 2, 1.0, fold[2] + second[2], {})
+        results[f"rank mean of fold and {label}"] = (rankdata(fold[0]) + rankdata(second[0]), 1.0,
+                                                     fold[2] + second[2], {})
     return results
+
+
+def normalised_influence(model, dataset, schedule, u, factors, weight_decay, directional):
+    """sgd-influence with |u| held at |u_T| after every step: the Hessian term turns u, never scales it."""
+    influence = np.zeros(len(dataset))
+    u = [np.asarray(a, dtype=np.float32) for a in u]
+    start = np.sqrt(sum(float(np.vdot(a.astype(np.float64), a.astype(np.float64))) for a in u))
+    for t in reversed(range(len(schedule))):
+        indices, lr = schedule.step(t)
+        v = [(lr * c * a).astype(np.float32) for c, a in zip(factors(t), u)]
+        scores, hvp = directional(dataset, indices, v)
+        np.add.at(influence, indices, scores / len(indices))
+        u = [a - h / len(indices) - weight_decay * d for a, h, d in zip(u, hvp, v)]
+        norm = np.sqrt(sum(float(np.vdot(a.astype(np.float64), a.astype(np.float64))) for a in u))
+        u = [a * np.float32(start / norm) for a in u] if norm > 0 else u
+    return influence
 
 
 def position_groups(schedule, n_rows):
