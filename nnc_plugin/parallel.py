@@ -36,9 +36,6 @@ class SingleProcess:
         """The element-wise sum over the processes of a list of numpy arrays (a new list)."""
         return list(arrays)
 
-    def sum_value(self, value):
-        return float(value)
-
     def gather(self, value):
         """[value of process 0, value of process 1, ...] on every process."""
         return [value]
@@ -77,9 +74,6 @@ class MpiCommunicator(SingleProcess):
             out.append(total[start:start + a.size].reshape(a.shape).astype(a.dtype))
             start += a.size
         return out
-
-    def sum_value(self, value):
-        return float(self._comm.allreduce(float(value), op=self._mpi.SUM))
 
     def gather(self, value):
         return self._comm.allgather(value)

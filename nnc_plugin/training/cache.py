@@ -166,9 +166,10 @@ class TrialCache:
         from .trainer import Schedule, TrainingRecord  # the trainer's types; it writes nothing itself
 
         manifest = self.read_manifest()
-        record = TrainingRecord(Schedule.load(self._path("schedule.npz")), manifest["epoch_seconds"],
-                                manifest["final_loss"], manifest["epoch_losses"], manifest["solver_steps"],
-                                [tuple(c) for c in manifest["checkpoints"]],
+        record = TrainingRecord(schedule=Schedule.load(self._path("schedule.npz")),
+                                epoch_seconds=manifest["epoch_seconds"], final_loss=manifest["final_loss"],
+                                epoch_losses=manifest["epoch_losses"], solver_steps=manifest["solver_steps"],
+                                checkpoints=[tuple(c) for c in manifest["checkpoints"]],
                                 loss_history=np.load(self._path("loss_history.npy")),
                                 untrained=load_arrays(self._path("untrained.npz")))
         if os.path.isfile(self._path("final_factors.npz")):

@@ -52,9 +52,6 @@ def check_supported(solver_name, model_path=""):
                         f"train with one of {', '.join(SUPPORTED_SOLVERS)} (Sgd is exact, the others approximate).")
 
 
-STATE_SOLVERS = ("Momentum", "Adam")  # linearised with their state; the others are folded
-
-
 @dataclass
 class Linearisation:
     """The solver's update in the linear form of the module docstring, for the traced steps."""
@@ -70,18 +67,27 @@ def linearisation(solver_name, hyper, learning_rate, factors, iterations=None):
     `iterations(t)` is (k, r): the step's 1-based iteration number, and the iteration at which the
     factors c were recorded, so that 1 / (sqrt(v) + eps) = c / sqrt(1 - beta2^r).
     """
+    def moved(c):  # 1 where training moved the value, 0 where its factor is masked
+        return np.asarray(c) > 0
+
     if solver_name == "Momentum":
-        return Linearisation(float(hyper["momentum"]), lambda t: (
-            [1.0] * len(factors(t)), [learning_rate(t) * (np.asarray(c) > 0) for c in factors(t)]))
+        def momentum_step(t):
+            c = factors(t)
+            return [1.0] * len(c), [learning_rate(t) * moved(x) for x in c]
+        return Linearisation(float(hyper["momentum"]), momentum_step)
     if solver_name == "Adam" and iterations is not None:
         beta1, beta2 = float(hyper["beta1"]), float(hyper["beta2"])
 
         def adam_step(t):
             (k, recorded), c = iterations(t), factors(t)
             scale = learning_rate(t) * np.sqrt(1.0 - beta2 ** k) / (1.0 - beta1 ** k) / np.sqrt(1.0 - beta2 ** recorded)
-            return [scale * np.asarray(x) for x in c], [(1.0 - beta1) * (np.asarray(x) > 0) for x in c]
+            return [scale * np.asarray(x) for x in c], [(1.0 - beta1) * moved(x) for x in c]
         return Linearisation(beta1, adam_step)
-    return Linearisation(0.0, lambda t: ([1.0] * len(factors(t)), [learning_rate(t) * c for c in factors(t)]))
+
+    def folded_step(t):  # factors(t) may read a file (--mode all): once per step
+        c = factors(t)
+        return [1.0] * len(c), [learning_rate(t) * x for x in c]
+    return Linearisation(0.0, folded_step)
 
 
 def is_adaptive(solver_name):
