@@ -127,7 +127,8 @@ def main():
         variants = [("all", "sgd-influence", "all", True), ("final", "sgd-influence", "final", True)]
         if project.influence_batch_statistics:
             variants.append(("final, running statistics", "sgd-influence", "final", False))
-        variants.append(("influence (TracIn-CP)", "influence", "final", True))
+        variants.append(("influence (expected SGD-influence)", "influence", "final", True))
+        variants.append(("tracin-cp", "tracin-cp", "final", True))
         for seed in args.seeds:
             truth = true_effects(project, train_data, val_data, TrainingPlan(args.epochs, args.batch_size, seed))
             estimates = {}

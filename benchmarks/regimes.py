@@ -31,7 +31,7 @@ from nnc_plugin.pipeline import score  # noqa: E402
 from tables import publish  # noqa: E402
 
 REGIMES = ("sgd", "momentum", "adam", "decay")
-RANKINGS = ("loss-history", "sgd-influence", "influence")
+RANKINGS = ("loss-history", "sgd-influence", "influence", "tracin-cp")
 
 
 def regime_model(model_file, regime, folder):

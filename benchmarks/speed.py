@@ -11,6 +11,9 @@ the sample repeat its training rows (the paths repeat, the images are the same f
   epoch s          mean seconds of one training epoch
   score s          seconds to score every sample in --mode final (validation gradient included)
   score/epoch      the ratio (the issue's bar: at most 3)
+  influence s      seconds of --ranking influence on the same training (its recursion goes back as far as
+                   it contracts, at most 256 steps, then one directional derivative per row)
+  × sgd-infl.      influence s / score s
   HVP alone/epoch  seconds of the minibatch Hessian-vector products alone (the part of every step
                    that any implementation of the method pays), over the epoch seconds
   reference s      seconds the per-sample reference path needs for one traced epoch: a batch-size-1
@@ -84,6 +87,10 @@ def child(args):
         shutil.rmtree(options.cache_dir)
     run = score(options)
     result = dict(run.summary)
+    if args.mode == "final":  # --ranking influence on the same training (the cache is reused)
+        from dataclasses import replace
+        again = score(replace(options, ranking="influence", output=os.path.join(folder, "expected.csv")))
+        result["influence_score_seconds"] = again.summary["score_seconds"]
     if args.reference_steps:
         result.update(reference_timing(options, run, args.reference_steps, np))
     print("RESULT " + json.dumps(result))
@@ -159,10 +166,11 @@ def main():
         else:
             timed = ["-"] * 5
         rows.append([size, final["trainable_parameters"], f"{epoch:.2f}", f"{final['score_seconds']:.2f}",
-                     f"{final['score_seconds'] / epoch:.2f}"] + timed +
+                     f"{final['score_seconds'] / epoch:.2f}", f"{final['influence_score_seconds']:.2f}",
+                     f"{final['influence_score_seconds'] / final['score_seconds']:.2f}"] + timed +
                     [f"{final['cache_bytes']:,}", f"{exact['cache_bytes']:,}", f"{rss:.0f}"])
         raw.append({"size": size, "final": final, "all": exact, "peak_rss_mb": rss})
-    header = ["N", "params", "epoch s", "score s", "score/epoch", "HVP alone/epoch", "reference s", "speed-up",
+    header = ["N", "params", "epoch s", "score s", "score/epoch", "influence s", "× sgd-infl.", "HVP alone/epoch", "reference s", "speed-up",
               "published-style s", "speed-up", "cache final (bytes)", "cache all (bytes)", "peak RSS MB"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

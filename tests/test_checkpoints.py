@@ -1,4 +1,4 @@
-"""--ranking influence (TracIn-CP over the last epochs' checkpoints) against an explicit numpy computation."""
+"""--ranking tracin-cp (TracIn-CP over the last epochs' checkpoints) against an explicit numpy computation."""
 import numpy as np
 
 from helpers import softmax_regression_project, subset_csv, train_with_nnabla_cli
@@ -29,11 +29,11 @@ def _expected(trial, train_csv, val_csv):
     return expected
 
 
-def test_influence_equals_the_checkpoint_formula_and_the_reference_path(tmp_path, digits):
+def test_tracin_cp_equals_the_checkpoint_formula_and_the_reference_path(tmp_path, digits):
     model, train_csv, val_csv = _project(tmp_path, digits)
     runs = {}
     for reference in (False, True):
-        runs[reference] = score(ScoreOptions(model=model, input_train=train_csv, input_val=val_csv, ranking="influence",
+        runs[reference] = score(ScoreOptions(model=model, input_train=train_csv, input_val=val_csv, ranking="tracin-cp",
                                              reference=reference, output=str(tmp_path / f"r{reference}" / "i.csv")))
     trial = runs[False].trials[0]
     assert [epoch for epoch, _ in trial.record.checkpoints] == [1, 2, 3]  # the ends of the last 3 of 4 epochs
@@ -44,17 +44,17 @@ def test_influence_equals_the_checkpoint_formula_and_the_reference_path(tmp_path
     np.testing.assert_allclose(runs[True].scores, expected, rtol=0, atol=1e-4 * scale)  # exact double backward
 
 
-def test_influence_from_a_trained_start_uses_the_start_as_a_checkpoint(tmp_path, digits):
+def test_tracin_cp_from_a_trained_start_uses_the_start_as_a_checkpoint(tmp_path, digits):
     model, train_csv, val_csv = _project(tmp_path, digits)
     nnp = train_with_nnabla_cli(model, tmp_path / "results")
-    run = score(ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="influence",
+    run = score(ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="tracin-cp",
                              output=str(tmp_path / "out" / "i.csv")))
     trial = run.trials[0]
     assert run.summary["start_from"] == "trained" and run.summary["epochs_trained"] == 1
     assert [epoch for epoch, _ in trial.record.checkpoints] == [2, 3]  # the trained start ended epoch 3 of 4
     np.testing.assert_allclose(run.scores, _expected(trial, train_csv, val_csv), rtol=0,
                                atol=1e-3 * np.abs(run.scores).max())
-    again = score(ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="influence",
+    again = score(ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="tracin-cp",
                                output=str(tmp_path / "out" / "i.csv")))
     assert again.summary["reused_cache"] == [True]
     np.testing.assert_array_equal(again.scores, run.scores)

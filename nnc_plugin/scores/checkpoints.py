@@ -1,4 +1,4 @@
-"""`--ranking influence`: influence on the validation loss from a few checkpoints of training (TracIn-CP).
+"""`--ranking tracin-cp`: influence on the validation loss from a few checkpoints of training (TracIn-CP).
 
 Pruthi et al. (NeurIPS 2020) estimate a training row's influence on a loss by the first-order
 effect of its steps, checkpoint by checkpoint:
@@ -8,7 +8,9 @@ effect of its steps, checkpoint by checkpoint:
 over the parameters theta_k at the end of the last CHECKPOINTS epochs (the last is theta_T), eta_k the
 learning rate there and c the solver's step factor (step_size.py). No backward recursion through the
 Hessian: the estimate cannot grow without bound, whatever the learning rate or the solver, and it
-needs no second derivative. Why this one: docs/evidence.md, section 5.
+needs no second derivative, so it also scores networks whose layers nnabla cannot differentiate twice
+(binary layers), where `influence` and `sgd-influence` cannot run. docs/influence_research.md has its
+numbers: a baseline, less accurate than `influence`.
 """
 import numpy as np
 
@@ -23,13 +25,13 @@ CHECKPOINTS = 3
 class CheckpointInfluence(Ranking):
     """Each row's influence on the validation loss, summed over the checkpoints at the ends of the last
     epochs (TracIn-CP); < 0, the row's steps raised the validation loss (harmful)."""
-    name = "influence"
-    help = ("first-order influence on the validation loss at the last 3 epochs' ends (TracIn-CP): never unstable, "
-            "less faithful than sgd-influence where that one is stable (docs/evidence.md)")
+    name = "tracin-cp"
+    help = ("first-order influence on the validation loss at the last 3 epochs' ends (TracIn-CP): needs no second "
+            "derivative, for networks the other influence rankings refuse")
     needs_validation = True
     checkpoints = CHECKPOINTS
     report = ReportText(
-        "how much its training steps changed the model's loss on the validation data (influence, TracIn-CP)", True,
+        "how much its training steps changed the model's loss on the validation data (TracIn-CP)", True,
         "Most harmful samples (lowest influence)",
         "samples whose training steps raised the validation loss the most",
         "Most helpful samples (highest influence)",

@@ -209,41 +209,68 @@ def sgd_influence(model, dataset, schedule, u, linearisation, settings=None):
         end of deep-network training) and the earliest traced steps dominate the scores.
     """
     settings = settings or PropagationSettings()
-    weight_decay, load_parameters_before_step = settings.weight_decay, settings.load_parameters_before_step
-    comm = model.comm  # data-parallel: each process takes its share of every minibatch
-    largest = int(np.max(np.diff(schedule.offsets))) if len(schedule) else 1
-    largest = len(comm.share(np.arange(largest)))
-    directional = PerSampleDirectional(model) if settings.reference else BatchedDirectional(model, batch_size=largest)
+    load_parameters_before_step = settings.load_parameters_before_step
     final = model.parameter_arrays() if load_parameters_before_step else None
+    recursion = AdjointRecursion(model, schedule, u, linearisation, settings)
     influence = np.zeros(len(dataset), dtype=np.float64)
-    u = [np.asarray(a, dtype=np.float32) for a in u]
-    mbar = [np.zeros_like(a) for a in u]  # minus the gradient of the validation loss with respect to the solver's state
-    start_norm = _norm(u)
-    growth = 1.0
     with Progress(settings.title, len(schedule)) as progress:
         for t in reversed(range(len(schedule))):
-            indices, learning_rate = schedule.step(t)
             if load_parameters_before_step:
                 load_parameters_before_step(t)
-            a_t, b_t = linearisation.step(t)
-            q = [a * ui + mi for a, ui, mi in zip(a_t, u, mbar)]
-            v = [(b * qi).astype(np.float32) for b, qi in zip(b_t, q)]
-            mine = comm.share(indices)
-            if len(mine):
-                scores, hvp = directional(dataset, mine, v)
-                np.add.at(influence, mine, scores / len(indices))
-            else:
-                hvp = [np.zeros_like(d) for d in v]
-            hvp = comm.sum_arrays(hvp)
-            if t > 0:
-                u = [a - h / len(indices) - weight_decay * d for a, h, d in zip(u, hvp, v)]
-                growth = max(growth, _norm(u) / start_norm if start_norm > 0 else 1.0)
-            mbar = [(linearisation.beta * qi).astype(np.float32) for qi in q] if linearisation.beta else mbar
+            mine, scores = recursion.step_back(dataset, t, last=t == 0)
+            np.add.at(influence, mine, scores)
             progress.advance(1)
     if final is not None:
         model.set_parameter_arrays(final)
-    settings.u_growth = float(growth)
-    return comm.sum_arrays([influence])[0]
+    settings.u_growth = recursion.growth
+    return model.comm.sum_arrays([influence])[0]
+
+
+class AdjointRecursion:
+    """The backward recursion of `sgd_influence`, one traced step at a time (shared with the expected
+    influence of expected_influence.py).
+
+    It holds u and mbar; `step_back(dataset, t)` computes step t's v, each of this process's rows' term
+    v . grad l_j / |B_t|, and moves u and mbar to before step t. `v` is the last step's v, `norm` |u| now,
+    `growth` the largest |u_t| / |u_T| so far."""
+
+    def __init__(self, model, schedule, u, linearisation, settings):
+        self.model, self.schedule, self.linearisation = model, schedule, linearisation
+        self.weight_decay = settings.weight_decay
+        comm = model.comm  # data-parallel: each process takes its share of every minibatch
+        largest = int(np.max(np.diff(schedule.offsets))) if len(schedule) else 1
+        largest = len(comm.share(np.arange(largest)))
+        self.directional = PerSampleDirectional(model) if settings.reference else BatchedDirectional(
+            model, batch_size=largest)
+        self.u = [np.asarray(a, dtype=np.float32) for a in u]
+        self.mbar = [np.zeros_like(a) for a in self.u]  # minus the validation loss's gradient w.r.t. the solver state
+        self.start_norm = _norm(self.u)
+        self.norm = self.start_norm
+        self.growth = 1.0
+        self.v = None
+
+    def step_back(self, dataset, t, last=False):
+        """Go back over step t; return (this process's rows of the step, their terms). `last`: u is not needed
+        before this step (saves a little: no update)."""
+        comm, linearisation = self.model.comm, self.linearisation
+        indices, _ = self.schedule.step(t)
+        a_t, b_t = linearisation.step(t)
+        q = [a * ui + mi for a, ui, mi in zip(a_t, self.u, self.mbar)]
+        v = [(b * qi).astype(np.float32) for b, qi in zip(b_t, q)]
+        mine = comm.share(indices)
+        if len(mine):
+            scores, hvp = self.directional(dataset, mine, v)
+        else:
+            scores, hvp = np.zeros(0), [np.zeros_like(d) for d in v]
+        hvp = comm.sum_arrays(hvp)
+        if not last:
+            self.u = [a - h / len(indices) - self.weight_decay * d for a, h, d in zip(self.u, hvp, v)]
+            self.norm = _norm(self.u)
+            self.growth = max(self.growth, self.norm / self.start_norm if self.start_norm > 0 else 1.0)
+        if linearisation.beta:
+            self.mbar = [(linearisation.beta * qi).astype(np.float32) for qi in q]
+        self.v = v
+        return mine, scores / len(indices)
 
 
 def _norm(arrays):

@@ -20,7 +20,7 @@ from ..model.network import Model
 from ..model.project import Project
 from ..parallel import SingleProcess
 from .cache import TrialCache, fingerprint, trial_key
-from .trainer import TrainingPlan, TrainingRecord, train
+from .trainer import Schedule, TrainingPlan, TrainingRecord, steps_per_epoch, train
 
 
 @dataclass
@@ -73,16 +73,40 @@ class Trial:
             return float("nan")
         return float(np.mean(self.model.per_sample_losses(self.val_data, self.batch_size)))
 
-    def linearisation(self, mode):
-        """The solver's update over the traced steps in step_size's linear form, for SGD-influence's recursion."""
-        schedule, total = self.record.schedule, self.record.solver_steps
+    def linearisation(self, mode, schedule=None):
+        """The solver's update over the traced steps (or over `schedule`, which ends with them) in step_size's
+        linear form, for SGD-influence's recursion."""
+        schedule = schedule or self.record.schedule
+        total = self.record.solver_steps
         last = len(schedule) - 1
 
         def iterations(t):  # (this step's iteration, the iteration its step factors were recorded at)
-            k = total - (last - t)
+            k = max(total - (last - t), 1)
             return k, (total if mode == "final" else k)
         return step_size.linearisation(self.project.solver_name, self.project.solver_hyperparameters,
                                        lambda t: schedule.step(t)[1], self.step_factors(mode), iterations)
+
+    def schedule_back(self, steps):
+        """The steps to go back through: the traced ones, preceded, when they are fewer than `steps`, by whole
+        earlier epochs (never more than training had), each a fresh random order of the training rows (training's
+        own orders of those epochs are not kept) at the learning rates the model file's scheduler gave them."""
+        traced, plan = self.record.schedule, self.setup.plan
+        per_epoch = steps_per_epoch(len(self.train_data), plan.batch_size)
+        earlier = min(-(-(steps - len(traced)) // per_epoch), plan.epochs - len(traced) // per_epoch)
+        if earlier <= 0:
+            return traced
+        rng = np.random.RandomState(plan.seed + 3)
+        first = (plan.epochs - len(traced) // per_epoch - earlier) * per_epoch  # the first added step's iteration
+        batches, rates = [], []
+        for epoch in range(earlier):
+            order = rng.permutation(len(self.train_data)) if plan.shuffle else np.arange(len(self.train_data))
+            for step in range(per_epoch):
+                batches.append(order[step * plan.batch_size:(step + 1) * plan.batch_size].astype(np.int32))
+                rates.append(float(self.project.scheduler.get_learning_rate(first + epoch * per_epoch + step)))
+        sizes = [len(b) for b in batches] + list(np.diff(traced.offsets))
+        return Schedule(np.concatenate(batches + [traced.indices]).astype(np.int32),
+                        np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                        np.concatenate([rates, traced.learning_rates]).astype(np.float64))
 
     def step_factors(self, mode):
         """Return t -> the solver's per-parameter factors c of traced step t (P_t = eta_t * c; see step_size),

@@ -30,7 +30,7 @@ https://arxiv.org/abs/2103.11807
 # Without the package (NNC's own Python before the set-up of docs/plugin.md), `-h` must still answer:
 # NNC builds the plugin's dialog from it. These are the arguments the package defines (options.py);
 # tests/test_plugins.py checks that both give the same help.
-RANKINGS = ("loss-history", "loss", "self-influence", "sgd-influence", "influence")
+RANKINGS = ("loss-history", "loss", "self-influence", "sgd-influence", "influence", "tracin-cp")
 DEFAULT_RANKING = "loss-history"
 MISSING = ("nnc-cleanse: error: the nnc_plugin package is not installed in the Python that runs this plugin ({}); "
            "install it there or set NNC_CLEANSE_HOME to the nnc-cleanse folder, as docs/plugin.md says.\n")
@@ -89,9 +89,10 @@ def _add_arguments_without_package(parser):
         help="how to rank the rows: loss-history, each row's training loss over the second half of training, the "
              "best at finding mislabeled rows (docs/evidence.md); loss, each row's loss at the end of training; "
              "self-influence, how much each row's own training step lowers its own loss; sgd-influence, influence on "
-             "the validation loss (SGD-influence); influence, first-order influence on the validation loss at the last 3 "
-             "epochs' ends (TracIn-CP): never unstable, less faithful than sgd-influence where that one is stable "
-             f"(docs/evidence.md) (text) default={DEFAULT_RANKING}")
+             "the validation loss (SGD-influence); influence, influence on the validation loss: SGD-influence averaged over "
+             "the random order of training, stable with every solver and learning rate (docs/influence.md); tracin-cp, "
+             "first-order influence on the validation loss at the last 3 epochs' ends (TracIn-CP): needs no second "
+             f"derivative, for networks the other influence rankings refuse (text) default={DEFAULT_RANKING}")
     add("-nt", "--n-trials", "--n_trials", dest="n_trials", type=int, default=None,
         help="number of trials (train + score with another seed), averaged (int) default=1")
     add("-s", "--seed", type=int, default=0, help="random seed of the first trial (int) default=0")

@@ -1,0 +1,118 @@
+"""`--ranking influence`: each row's expected SGD-influence on the validation loss, over the random order
+of training, going back only as far as the backward recursion contracts.
+
+SGD-influence (influence.py) follows one particular minibatch order: row j's score is the term
+v_t . grad l_j / |B_t| of the one step t of the traced epoch that held it, so a row trained early in that
+epoch is scored through a long stretch of the recursion and a row trained late through none of it. NNC
+draws a new order every epoch, and no row's place in it says anything about the row. Averaged over that
+order (each row is in a given minibatch with probability |B_t| / N), the term becomes
+
+    infl_j = vbar . grad l_j(theta_T),        vbar = (1 / N) sum_{t = T-1, T-2, ..., T-h} v_t
+
+with v_t the recursion's step direction (influence.py's v). vbar is one vector for every row, so the
+per-row work is one directional derivative (two forward passes per row, as `directional_losses`).
+
+How far back (h): going back, (I - eta H) shrinks u along the directions the loss curves in and keeps it
+along the flat ones; sum_t v_t is then a damped inverse of the Hessian applied to the validation gradient
+(a Neumann series). At a large learning rate the same recursion starts to expand after a while (eta times
+the sharpest minibatch curvature above 2, or negative curvature), and what it adds after that is not the
+sample's effect but the growth of a few unstable directions. So the sum is taken up to the step where |u|
+was smallest, found by going back until |u| has grown to RISE times that smallest value, or MAX_STEPS
+steps, or the first step of training. Measured on the two sample projects in four regimes
+(docs/influence_research.md): the best fixed depth ranges from 16 steps (MNIST, SGD at a constant 0.1)
+to over 200 (the digits MLP), and the smallest-|u| step lands near it in every case.
+
+Steps before the traced epoch are drawn as training drew them (Trial.schedule_back), at the learning
+rates the model file's scheduler gave them.
+"""
+import numpy as np
+
+from ..log import Progress, info
+from .influence import (AdjointRecursion, BatchedDirectional, PerSampleDirectional, PropagationSettings,
+                        directional_losses, validation_gradient)
+from .registry import Ranking, ReportText, register
+
+MAX_STEPS = 256  # the deepest the recursion goes; beyond it the measured rankings no longer changed
+RISE = 2.0  # |u| this many times its smallest value: the recursion has turned expansive
+
+
+class Horizon:
+    """Where the sum over steps stopped, for the log and the run summary."""
+
+    def __init__(self):
+        self.steps = 0  # how many steps back the sum covers
+        self.gone_back = 0  # how many steps the recursion went back to find that
+        self.shrink = 1.0  # |u| there / |u_T|
+
+
+def expected_influence(model, dataset, schedule, u, linearisation, settings=None):
+    """Return (every row's expected SGD-influence: float64, one value per row of `dataset`; a `Horizon`).
+
+    `schedule` holds the steps to go back through, last step last (Trial.schedule_back); `u`, `linearisation`
+    and `settings` as in influence.sgd_influence (`settings.reference`: the per-sample reference path, and
+    the exact per-row inner products instead of the finite difference). The `Horizon` says where the sum
+    stopped."""
+    settings = settings or PropagationSettings()
+    horizon = Horizon()
+    recursion = AdjointRecursion(model, schedule, u, linearisation, settings)
+    total = [np.zeros(a.shape, dtype=np.float64) for a in recursion.u]
+    best = None  # (|u|, sum of v, steps back) where |u| was smallest; the first step always counts
+    steps = min(len(schedule), MAX_STEPS)
+    with Progress(settings.title, steps) as progress:
+        for back in range(1, steps + 1):
+            recursion.step_back(dataset, len(schedule) - back)
+            for s, v in zip(total, recursion.v):  # v comes from u before this step: finite even if u overflowed now
+                s += v
+            finite = bool(np.isfinite(recursion.norm))
+            if best is None or (finite and recursion.norm < best[0]):
+                best = (recursion.norm, [a.copy() for a in total], back)
+            progress.advance(1)
+            if not finite or recursion.norm > RISE * best[0]:
+                break
+    horizon.steps, horizon.gone_back = best[2], back
+    horizon.shrink = best[0] / recursion.start_norm if recursion.start_norm > 0 else 1.0
+    direction = [(s / len(dataset)).astype(np.float32) for s in best[1]]
+    return _inner_products(model, dataset, direction, settings.reference), horizon
+
+
+def _inner_products(model, dataset, direction, reference):
+    """direction . grad l_j for every row: a central finite difference, or (`reference`) one backward per row."""
+    if not reference:
+        return directional_losses(model, dataset, direction)
+    directional = PerSampleDirectional(model, minibatch_hessian=True)
+    values = np.zeros(len(dataset), dtype=np.float64)
+    rows = model.comm.share(np.arange(len(dataset)))
+    for start in range(0, len(rows), 64):
+        batch = rows[start:start + 64]
+        values[batch] = directional(dataset, batch, direction)[0]
+    return model.comm.sum_arrays([values])[0]
+
+
+@register
+class ExpectedInfluence(Ranking):
+    """Each row's expected SGD-influence on the mean validation loss (module docstring): < 0, the row's
+    training steps raised the validation loss."""
+    name = "influence"
+    help = ("influence on the validation loss: SGD-influence averaged over the random order of training, "
+            "stable with every solver and learning rate (docs/influence.md)")
+    needs_validation = True
+    second_order = True
+    report = ReportText(
+        "how much its training steps changed the model's loss on the validation data (influence)", True,
+        "Most harmful samples (lowest influence)",
+        "samples whose training steps raised the validation loss the most",
+        "Most helpful samples (highest influence)",
+        "samples whose training steps lowered the validation loss the most; keep these")
+
+    def score(self, trial):
+        model = trial.model
+        u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
+        schedule = trial.schedule_back(MAX_STEPS)
+        settings = PropagationSettings(weight_decay=trial.project.weight_decay, reference=self.reference,
+                                       title=f"Scoring ({trial.title})")
+        scores, horizon = expected_influence(model, trial.train_data, schedule, u,
+                                             trial.linearisation("final", schedule), settings)
+        info(f"influence ({trial.title}): summed over the last {horizon.steps} training steps, where the "
+             f"validation gradient traced back was smallest ({horizon.shrink:.2g} of its size at the end); "
+             f"went back {horizon.gone_back} steps to find it.")
+        return scores

@@ -1,0 +1,74 @@
+"""--ranking influence (the expected SGD-influence over the order of training) against an explicit numpy
+computation of the same recursion and stopping rule, and the steps it goes back through."""
+import numpy as np
+import pytest
+
+from helpers import softmax_regression_project, subset_csv, variant
+from nnc_plugin.options import ScoreOptions
+from nnc_plugin.pipeline import score
+from nnc_plugin.scores.expected_influence import MAX_STEPS, RISE
+from oracle import gradient, hessian, load_numpy, theta_of
+
+
+def numpy_expected_influence(theta, schedule, x_train, y_train, x_val, y_val):
+    """The recursion of influence.py with explicit matrices (SGD, final parameters), v summed up to the step
+    where |u| was smallest (stopping once |u| exceeds RISE times it); returns (scores, steps summed)."""
+    u = np.mean([gradient(theta, x, y) for x, y in zip(x_val, y_val)], axis=0)
+    total, best = np.zeros_like(u), None
+    for back in range(1, min(len(schedule), MAX_STEPS) + 1):
+        batch, eta = schedule.step(len(schedule) - back)
+        v = eta * u
+        total += v
+        u = u - eta / len(batch) * sum(hessian(theta, x_train[j]) for j in batch) @ u
+        norm = np.linalg.norm(u)
+        if best is None or norm < best[0]:
+            best = (norm, total.copy(), back)
+        if norm > RISE * best[0]:
+            break
+    direction = best[1] / len(x_train)
+    return np.array([direction @ gradient(theta, x, y) for x, y in zip(x_train, y_train)]), best[2]
+
+
+@pytest.mark.parametrize("lr, stops_early", [(0.5, False), (2.0, True)])
+@pytest.mark.parametrize("reference", [False, True])
+def test_scores_equal_explicit_formula(tmp_path, digits, lr, stops_early, reference):
+    """At lr 0.5 the recursion contracts over all 15 steps of training; at lr 2 it turns expansive and the
+    sum stops early (after 3 steps). The default path's finite differences agree to 1e-3 of the largest score, the reference
+    path's exact inner products to 1e-4."""
+    train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
+    val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)
+    model = softmax_regression_project(str(tmp_path), lr=lr, epochs=3, batch_size=8)
+    run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
+                             output=str(tmp_path / "out" / "influence.csv"), ranking="influence", seed=3,
+                             reference=reference))
+    trial = run.trials[0]
+    schedule = trial.schedule_back(MAX_STEPS)
+    assert len(schedule) == 15  # the whole of training: 2 earlier epochs drawn again + the traced one
+    x_train, y_train = load_numpy(train_csv)
+    x_val, y_val = load_numpy(val_csv)
+    expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, x_train, y_train, x_val, y_val)
+    assert (steps < 15) == stops_early
+    scale = np.abs(expected).max()
+    assert scale > 1e-6  # the problem is not degenerate
+    np.testing.assert_allclose(run.scores, expected, rtol=0, atol=(1e-4 if reference else 1e-3) * scale)
+
+
+def test_steps_before_the_traced_epoch_are_fresh_epochs_at_the_scheduled_rates(tmp_path, digits):
+    train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
+    model = variant(softmax_regression_project(str(tmp_path), lr=0.5, epochs=4, batch_size=16),
+                    str(tmp_path / "decaying.nntxt"), {"gamma: 1": "gamma: 0.9"})
+    run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
+                             output=str(tmp_path / "out.csv"), ranking="influence"))
+    trial = run.trials[0]
+    traced = trial.record.schedule
+    assert len(traced) == 3  # one epoch of 40 rows at batch size 16: 16, 16, 8
+    for steps, epochs in ((2, 1), (4, 2), (9, 3), (1000, 4)):  # never more than the 4 epochs training ran
+        schedule = trial.schedule_back(steps)
+        assert len(schedule) == 3 * epochs
+        np.testing.assert_allclose(schedule.learning_rates, 0.5 * 0.9 ** np.arange(12)[12 - 3 * epochs:], rtol=1e-6)
+        for epoch in range(epochs):
+            rows = np.concatenate([schedule.step(t)[0] for t in range(3 * epoch, 3 * epoch + 3)])
+            assert sorted(rows) == list(range(40))  # each epoch takes every row once
+        np.testing.assert_array_equal(schedule.indices[-40:], traced.indices)  # the traced epoch last, as it was
+    earlier = trial.schedule_back(6).indices[:40]
+    assert not np.array_equal(earlier, traced.indices)  # a new order, not the traced one again
