@@ -28,8 +28,8 @@ rates the model file's scheduler gave them.
 import numpy as np
 
 from ..log import Progress, info
-from .influence import (AdjointRecursion, BatchedDirectional, PerSampleDirectional, PropagationSettings,
-                        directional_losses, validation_gradient)
+from .influence import (AdjointRecursion, PerSampleDirectional, PropagationSettings, directional_losses,
+                        validation_gradient)
 from .registry import Ranking, ReportText, register
 
 MAX_STEPS = 256  # the deepest the recursion goes; beyond it the measured rankings no longer changed
