@@ -12,7 +12,7 @@ from .influence import BatchedDirectional
 def check_differentiable(project, context="cpu", second_order=True):
     """Raise a UserError naming the layer if the network cannot be differentiated as the ranking needs.
 
-    Training needs one backward pass; SGD-influence (`second_order`) also needs the gradient of
+    Training needs one backward pass; SGD-influence and its expectation (`second_order`) also need the gradient of
     each sample's loss and a Hessian-vector product, i.e. `nnabla.grad` of the loss and a backward
     pass through that gradient, and nnabla lacks the second derivative of some layers. This
     builds the graphs for a throwaway copy of the network at batch size 2 and runs them once on
@@ -46,11 +46,13 @@ def check_differentiable(project, context="cpu", second_order=True):
     except Exception as error:
         layer = _layer_named_by(project, error)
         if layer:
-            raise UserError(f"The {layer[1]} layer '{layer[0]}' in {project.path} is not supported: nnabla cannot take "
-                            "the second derivative through it, which SGD-influence needs; replace or remove the "
+            raise UserError(f"The {layer[1]} layer '{layer[0]}' in {project.path} is not supported by this ranking: "
+                            "nnabla cannot take the second derivative through it, which sgd-influence and influence "
+                            "need; use --ranking tracin-cp (first derivatives only), or replace or remove the "
                             f"{layer[1]} layers in Neural Network Console and export the project again.")
         raise UserError(f"nnabla cannot take the second derivative of the network in {project.path} "
-                        f"({first_line(error)}), which SGD-influence needs; replace the layer it names.")
+                        f"({first_line(error)}), which sgd-influence and influence need; use --ranking tracin-cp "
+                        "(first derivatives only), or replace the layer it names.")
 
 
 def _layer_named_by(project, error):

@@ -39,6 +39,6 @@ class SgdInfluence(Ranking):
             info(f"Note: going back through the traced steps, the validation gradient grew {settings.u_growth:.3g} "
                  "times (the learning rate is above the stable limit of the network's curvature at the parameters the "
                  "gradients are taken at), so the earliest traced "
-                 "steps dominate the SGD-influence scores; to find mislabeled rows prefer --ranking loss-history "
-                 "(docs/evidence.md).")
+                 "steps dominate the SGD-influence scores; prefer --ranking influence, which stops before that growth, or "
+                 "--ranking loss-history to find mislabeled rows (docs/evidence.md).")
         return scores

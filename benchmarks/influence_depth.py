@@ -1,0 +1,144 @@
+"""How far back `--ranking influence` should sum: label-free stopping rules against fixed depths.
+
+Usage:  .venv/bin/python benchmarks/influence_depth.py [--project digits|mnist] [--noise-seeds 0 1 2]
+                                                       [--regimes sgd momentum adam decay] [--trace 8]
+
+For each regime (benchmarks/regimes.py) and noise seed, the sample is trained once with --trace
+epochs traced; the expected-influence recursion (scores/expected_influence.py) goes back up to 256
+traced steps, keeping the sum of v and |u| after every step; each rule picks a depth h from the |u|
+sequence alone (no labels), and the rows are scored with the sum up to h. Cells: AUROC of the flipped
+labels (mean ± s.d. over the noise seeds) and the depths picked. The package uses "argmin, stop at 2x".
+
+Prints the table and writes benchmarks/out/influence_depth_<project>.md and .json.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from mislabel import MODELS, flipped_rows, measure  # noqa: E402
+from regimes import regime_model  # noqa: E402
+from nnc_plugin.log import quiet_nnabla  # noqa: E402
+from nnc_plugin.options import ScoreOptions  # noqa: E402
+from nnc_plugin.pipeline import score  # noqa: E402
+from nnc_plugin.scores.registry import Ranking, register  # noqa: E402
+from nnc_plugin.scores.expected_influence import MAX_STEPS, RISE  # noqa: E402
+from nnc_plugin.scores.influence import (AdjointRecursion, PropagationSettings, directional_losses,  # noqa: E402
+                                         validation_gradient)
+from tables import publish  # noqa: E402
+
+OUT = {}  # what the research ranking computed for the last run
+
+
+def rule_horizons(norms, steps_per_epoch):
+    """{rule: (depth it sums to, depth it stopped going back at)} from n[k] = |u| after k steps back."""
+    n = np.asarray(norms)
+    rules = {}
+    best = 0  # the package's rule: sum to the smallest |u|, stop going back once |u| > RISE times it
+    for k in range(1, len(n)):
+        if n[k] < n[best]:
+            best = k
+        if n[k] > RISE * n[best]:
+            break
+    rules["argmin, stop at 2x"] = (best, k)
+    # plateau rules: stop once |u| fell by less than (1 - frac) over the last W steps
+    for W, frac in ((32, 0.95), (16, 0.95), (32, 0.9)):
+        best = 0
+        for k in range(1, len(n)):
+            if n[k] < n[best]:
+                best = k
+            if k >= W and n[k] > frac * n[k - W]:
+                break
+        rules[f"plateau W{W} {frac}"] = (best, k)
+        rules[f"plateau W{W} {frac} at stop"] = (k, k)
+    rules["1 epoch"] = (steps_per_epoch, steps_per_epoch)
+    for h in (16, 32, 64, 128, 256):
+        rules[f"fixed {h}"] = (h, h)
+    return rules
+
+
+@register
+class DepthResearch(Ranking):
+    """Goes back MAX_STEPS steps once, then scores the rows at every rule's depth (into OUT)."""
+    name = "depth-research"
+    needs_validation = True
+    second_order = True
+
+    def score(self, trial):
+        model, data, schedule = trial.model, trial.train_data, trial.record.schedule
+        u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
+        recursion = AdjointRecursion(model, schedule, u, trial.linearisation("final"),
+                                     PropagationSettings(weight_decay=trial.project.weight_decay))
+        N, n = len(data), len(schedule)
+        total = [np.zeros(a.shape, dtype=np.float64) for a in u]
+        snaps, norms = [[x.astype(np.float32) for x in total]], [recursion.norm]
+        for back in range(1, min(n, MAX_STEPS) + 1):
+            recursion.step_back(data, n - back)
+            for s, v in zip(total, recursion.v):
+                s += v / N
+            snaps.append([x.astype(np.float32) for x in total])
+            norms.append(recursion.norm)
+        rules = rule_horizons(norms, int(np.ceil(N / trial.batch_size)))
+        cache = {}
+        out = {"_norms": norms}
+        for name, (h, stop) in rules.items():
+            h = max(1, min(h, len(snaps) - 1))
+            if h not in cache:
+                cache[h] = directional_losses(model, data, snaps[h], trial.batch_size)
+            out[name] = cache[h]
+            out["_h " + name] = (h, stop)
+        OUT.update(out)
+        return cache[h]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--project", choices=sorted(MODELS), default="digits")
+    p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--regimes", nargs="+", default=["sgd", "momentum", "adam", "decay"])
+    p.add_argument("--trace", type=int, default=8)
+    a = p.parse_args()
+    quiet_nnabla()
+    data = os.path.join(ROOT, "sample_projects", a.project, "data")
+    res = {}
+    with tempfile.TemporaryDirectory() as wd:
+        for regime in a.regimes:
+            model = regime_model(os.path.join(ROOT, "sample_projects", a.project, MODELS[a.project]), regime, wd)
+            for seed in a.noise_seeds:
+                pos = flipped_rows(a.project, seed)
+                OUT.clear()
+                score(ScoreOptions(model=model, input_train=os.path.join(data, f"train_noisy_s{seed}.csv"),
+                                   input_val=os.path.join(data, "val.csv"), ranking="depth-research", trace_epochs=a.trace,
+                                   output=os.path.join(wd, "s.csv"), cache_dir=os.path.join(wd, f"c_{regime}_{seed}")))
+                row = {}
+                for k, v in OUT.items():
+                    if k.startswith("_"):
+                        row[k] = v if not isinstance(v, np.ndarray) else v.tolist()
+                    else:
+                        m = measure(-v, pos)
+                        row[k] = [m["auroc"], m["top10"]]
+                res.setdefault(regime, []).append(row)
+                print(regime, seed, {k: round(v[0], 3) for k, v in row.items() if not k.startswith("_")}, file=sys.stderr,
+                      flush=True)
+    names = [k for k in res[a.regimes[0]][0] if not k.startswith("_")]
+    lines = [f"{a.project} sample, 10% of labels flipped; AUROC of the expected influence summed to the depth each rule "
+             f"picks (noise seeds {', '.join(map(str, a.noise_seeds))}; depths per seed in steps).", "",
+             "| rule | " + " | ".join(a.regimes) + " | worst |", "|---|" + "---|" * (len(a.regimes) + 1)]
+    for k in names:
+        cells, worst = [], 1.0
+        for r in a.regimes:
+            x = np.array([row[k] for row in res[r]])
+            depths = "/".join(str(row["_h " + k][0]) for row in res[r])
+            cells.append(f"{x[:, 0].mean():.3f} ± {x[:, 0].std():.3f} (h {depths})")
+            worst = min(worst, x[:, 0].mean())
+        lines.append(f"| {k} | " + " | ".join(cells) + f" | {worst:.3f} |")
+    publish(f"influence_depth_{a.project}", "\n".join(lines), res)
+
+if __name__ == "__main__":
+    main()
