@@ -37,7 +37,7 @@ RISE = 2.0  # |u| this many times its smallest value: the recursion has turned e
 
 
 class Horizon:
-    """Where the sum over steps stopped, for the log and the run summary."""
+    """Where the sum over steps stopped, for the log."""
 
     def __init__(self):
         self.steps = 0  # how many steps back the sum covers
@@ -72,18 +72,19 @@ def expected_influence(model, dataset, schedule, u, linearisation, settings=None
     horizon.steps, horizon.gone_back = best[2], back
     horizon.shrink = best[0] / recursion.start_norm if recursion.start_norm > 0 else 1.0
     direction = [(s / len(dataset)).astype(np.float32) for s in best[1]]
-    return _inner_products(model, dataset, direction, settings.reference), horizon
+    batch_size = int(np.max(np.diff(schedule.offsets)))  # training's: its forward passes fit in memory
+    return _inner_products(model, dataset, direction, batch_size, settings.reference), horizon
 
 
-def _inner_products(model, dataset, direction, reference):
+def _inner_products(model, dataset, direction, batch_size, reference):
     """direction . grad l_j for every row: a central finite difference, or (`reference`) one backward per row."""
     if not reference:
-        return directional_losses(model, dataset, direction)
+        return directional_losses(model, dataset, direction, batch_size)
     directional = PerSampleDirectional(model, minibatch_hessian=True)
     values = np.zeros(len(dataset), dtype=np.float64)
     rows = model.comm.share(np.arange(len(dataset)))
-    for start in range(0, len(rows), 64):
-        batch = rows[start:start + 64]
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
         values[batch] = directional(dataset, batch, direction)[0]
     return model.comm.sum_arrays([values])[0]
 
