@@ -7,7 +7,8 @@ For each regime (benchmarks/regimes.py) and noise seed, the sample is trained on
 epochs traced; the expected-influence recursion (scores/expected_influence.py) goes back up to 256
 traced steps, keeping the sum of v and |u| after every step; each rule picks a depth h from the |u|
 sequence alone (no labels), and the rows are scored with the sum up to h. Cells: AUROC of the flipped
-labels (mean ± s.d. over the noise seeds) and the depths picked. The package uses "argmin, stop at 2x".
+labels (mean ± s.d. over the noise seeds) and the depths picked. The first row is the package's rule
+(scores/expected_influence.DepthRule).
 
 Prints the table and writes benchmarks/out/influence_depth_<project>.md and .json.
 """
@@ -28,7 +29,7 @@ from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
 from nnc_plugin.scores.registry import Ranking, register  # noqa: E402
-from nnc_plugin.scores.expected_influence import MAX_STEPS, RISE  # noqa: E402
+from nnc_plugin.scores.expected_influence import MAX_STEPS, DepthRule  # noqa: E402
 from nnc_plugin.scores.influence import (AdjointRecursion, PropagationSettings, directional_losses,  # noqa: E402
                                          validation_gradient)
 from tables import publish  # noqa: E402
@@ -40,23 +41,26 @@ def rule_horizons(norms, steps_per_epoch):
     """{rule: (depth it sums to, depth it stopped going back at)} from n[k] = |u| after k steps back."""
     n = np.asarray(norms)
     rules = {}
-    best = 0  # the package's rule: sum to the smallest |u|, stop going back once |u| > RISE times it
+    package = DepthRule(n[0])
+    stopped = next((k for k in range(1, len(n)) if package.stop_after(n[k])), len(n) - 1)
+    rules["smallest |u|; stop when |u| fell < 5% over 32 steps (the package's)"] = (package.best, stopped)
+    best = 0
     for k in range(1, len(n)):
         if n[k] < n[best]:
             best = k
-        if n[k] > RISE * n[best]:
+        if n[k] > 2.0 * n[best]:
             break
-    rules["argmin, stop at 2x"] = (best, k)
-    # plateau rules: stop once |u| fell by less than (1 - frac) over the last W steps
-    for W, frac in ((32, 0.95), (16, 0.95), (32, 0.9)):
+    rules["smallest |u|; stop when |u| > 2 x it"] = (best, k)
+    # more plateau rules: stop once |u| fell by less than (1 - frac) over the last W steps
+    for W, frac in ((16, 0.95), (32, 0.9)):
         best = 0
         for k in range(1, len(n)):
             if n[k] < n[best]:
                 best = k
             if k >= W and n[k] > frac * n[k - W]:
                 break
-        rules[f"plateau W{W} {frac}"] = (best, k)
-        rules[f"plateau W{W} {frac} at stop"] = (k, k)
+        rules[f"smallest |u|; W{W} {frac}"] = (best, k)
+        rules[f"where W{W} {frac} stops"] = (k, k)
     rules["1 epoch"] = (steps_per_epoch, steps_per_epoch)
     for h in (16, 32, 64, 128, 256):
         rules[f"fixed {h}"] = (h, h)

@@ -6,34 +6,50 @@ import pytest
 from helpers import softmax_regression_project, subset_csv, variant
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
-from nnc_plugin.scores.expected_influence import MAX_STEPS, RISE
+from nnc_plugin.scores.expected_influence import KEEP_FALLING, MAX_STEPS, WINDOW, DepthRule
 from oracle import gradient, hessian, load_numpy, theta_of
 
 
 def numpy_expected_influence(theta, schedule, x_train, y_train, x_val, y_val):
     """The recursion of influence.py with explicit matrices (SGD, final parameters), v summed up to the step
-    where |u| was smallest (stopping once |u| exceeds RISE times it); returns (scores, steps summed)."""
+    where |u| was smallest; returns (scores, steps summed). (15 steps: fewer than WINDOW, so it goes back
+    through all of them.)"""
+    assert len(schedule) < WINDOW
     u = np.mean([gradient(theta, x, y) for x, y in zip(x_val, y_val)], axis=0)
     total, best = np.zeros_like(u), None
-    for back in range(1, min(len(schedule), MAX_STEPS) + 1):
+    for back in range(1, len(schedule) + 1):
         batch, eta = schedule.step(len(schedule) - back)
-        v = eta * u
-        total += v
+        total += eta * u
         u = u - eta / len(batch) * sum(hessian(theta, x_train[j]) for j in batch) @ u
-        norm = np.linalg.norm(u)
-        if best is None or norm < best[0]:
-            best = (norm, total.copy(), back)
-        if norm > RISE * best[0]:
-            break
+        if best is None or np.linalg.norm(u) < best[0]:
+            best = (np.linalg.norm(u), total.copy(), back)
     direction = best[1] / len(x_train)
     return np.array([direction @ gradient(theta, x, y) for x, y in zip(x_train, y_train)]), best[2]
+
+
+def test_depth_rule_stops_once_the_recursion_stops_contracting():
+    falling_then_rising = [1.0] + [0.9 ** k for k in range(1, 21)] + [0.9 ** 20 * 1.1 ** k for k in range(1, 100)]
+    rule = DepthRule(falling_then_rising[0])
+    stopped = next(back for back, norm in enumerate(falling_then_rising[1:], 1) if rule.stop_after(norm))
+    assert rule.best == 20  # the smallest |u|
+    # stops at the first step where |u| is above KEEP_FALLING times its value WINDOW steps earlier
+    expected = next(k for k in range(WINDOW, len(falling_then_rising))
+                    if falling_then_rising[k] > KEEP_FALLING * falling_then_rising[k - WINDOW])
+    assert stopped == expected < 60
+
+    slowly_falling = DepthRule(1.0)  # 1% per step: keeps going, to MAX_STEPS
+    stopped = next(back for back in range(1, 10 * MAX_STEPS) if slowly_falling.stop_after(0.99 ** back))
+    assert stopped == MAX_STEPS and slowly_falling.best == MAX_STEPS
+
+    overflowing = DepthRule(1.0)  # the first step overflows: it still counts, and the rule stops there
+    assert overflowing.stop_after(float("inf")) and overflowing.best == 1
 
 
 @pytest.mark.parametrize("lr, stops_early", [(0.5, False), (2.0, True)])
 @pytest.mark.parametrize("reference", [False, True])
 def test_scores_equal_explicit_formula(tmp_path, digits, lr, stops_early, reference):
-    """At lr 0.5 the recursion contracts over all 15 steps of training; at lr 2 it turns expansive and the
-    sum stops early (after 3 steps). The default path's finite differences agree to 1e-3 of the largest score, the reference
+    """At lr 0.5 |u| falls over all 15 steps of training; at lr 2 it is smallest after 3 steps and the sum
+    stops there. The default path's finite differences agree to 1e-3 of the largest score, the reference
     path's exact inner products to 1e-4."""
     train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
     val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)

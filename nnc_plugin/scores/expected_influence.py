@@ -16,9 +16,9 @@ How far back (h): going back, (I - eta H) shrinks u along the directions the los
 along the flat ones; sum_t v_t is then a damped inverse of the Hessian applied to the validation gradient
 (a Neumann series). At a large learning rate the same recursion starts to expand after a while (eta times
 the sharpest minibatch curvature above 2, or negative curvature), and what it adds after that is not the
-sample's effect but the growth of a few unstable directions. So the sum is taken up to the step where |u|
-was smallest, found by going back until |u| has grown to RISE times that smallest value, or MAX_STEPS
-steps, or the first step of training. Measured on the two sample projects in four regimes
+sample's effect but the growth of a few unstable directions. So the recursion goes back while |u| keeps
+falling (by at least 5% over the last WINDOW steps), at most MAX_STEPS steps, and the sum covers the steps
+up to where |u| was smallest (`DepthRule`). Measured on the two sample projects in four regimes
 (docs/influence_research.md): the best fixed depth ranges from 16 steps (MNIST, SGD at a constant 0.1)
 to over 200 (the digits MLP), and the smallest-|u| step lands near it in every case.
 
@@ -33,11 +33,33 @@ from .influence import (AdjointRecursion, PerSampleDirectional, PropagationSetti
 from .registry import Ranking, ReportText, register
 
 MAX_STEPS = 256  # the deepest the recursion goes; beyond it the measured rankings no longer changed
-RISE = 2.0  # |u| this many times its smallest value: the recursion has turned expansive
+WINDOW = 32  # steps over which |u| must keep falling ...
+KEEP_FALLING = 0.95  # ... by at least 5%, for the recursion to go on
+
+
+class DepthRule:
+    """Where to stop going back, from |u| after each step back: once |u| has fallen by less than 5% over the
+    last WINDOW steps (or risen), or after MAX_STEPS steps; the sum then covers the steps up to the
+    smallest |u| seen (at least one step)."""
+
+    def __init__(self, start_norm):
+        self.norms = [start_norm]  # |u| after 0, 1, 2, ... steps back
+        self.best = 0  # steps back at the smallest |u| (0: none taken yet)
+
+    def stop_after(self, norm):
+        """Record |u| after one more step back; True when going further back is of no use."""
+        self.norms.append(norm)
+        back = len(self.norms) - 1
+        finite = bool(np.isfinite(norm))
+        if self.best == 0 or (finite and norm < self.norms[self.best]):
+            self.best = back
+        if not finite or back >= MAX_STEPS:  # overflowed: what came before is all there is
+            return True
+        return back >= WINDOW and norm > KEEP_FALLING * self.norms[back - WINDOW]
 
 
 class Horizon:
-    """Where the sum over steps stopped, for the log."""
+    """Where the sum stopped, for the log."""
 
     def __init__(self):
         self.steps = 0  # how many steps back the sum covers
@@ -56,22 +78,21 @@ def expected_influence(model, dataset, schedule, u, linearisation, settings=None
     horizon = Horizon()
     recursion = AdjointRecursion(model, schedule, u, linearisation, settings)
     total = [np.zeros(a.shape, dtype=np.float64) for a in recursion.u]
-    best = None  # (|u|, sum of v, steps back) where |u| was smallest; the first step always counts
-    steps = min(len(schedule), MAX_STEPS)
-    with Progress(settings.title, steps) as progress:
-        for back in range(1, steps + 1):
+    rule, best_total = DepthRule(recursion.start_norm), None
+    with Progress(settings.title, min(len(schedule), MAX_STEPS)) as progress:
+        for back in range(1, len(schedule) + 1):
             recursion.step_back(dataset, len(schedule) - back)
             for s, v in zip(total, recursion.v):  # v comes from u before this step: finite even if u overflowed now
                 s += v
-            finite = bool(np.isfinite(recursion.norm))
-            if best is None or (finite and recursion.norm < best[0]):
-                best = (recursion.norm, [a.copy() for a in total], back)
+            stop = rule.stop_after(recursion.norm)
+            if rule.best == back:
+                best_total = [a.copy() for a in total]
             progress.advance(1)
-            if not finite or recursion.norm > RISE * best[0]:
+            if stop:
                 break
-    horizon.steps, horizon.gone_back = best[2], back
-    horizon.shrink = best[0] / recursion.start_norm if recursion.start_norm > 0 else 1.0
-    direction = [(s / len(dataset)).astype(np.float32) for s in best[1]]
+    horizon.steps, horizon.gone_back = rule.best, len(rule.norms) - 1
+    horizon.shrink = rule.norms[rule.best] / recursion.start_norm if recursion.start_norm > 0 else 1.0
+    direction = [(s / len(dataset)).astype(np.float32) for s in best_total]
     batch_size = int(np.max(np.diff(schedule.offsets)))  # training's: its forward passes fit in memory
     return _inner_products(model, dataset, direction, batch_size, settings.reference), horizon
 
