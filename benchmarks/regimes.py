@@ -2,13 +2,15 @@
 
 Usage:  .venv/bin/python benchmarks/regimes.py [--project mnist] [--noise-seeds 0 1 2] [--retrain-seeds 3]
                                                 [--regimes sgd momentum adam decay] [--rankings ...]
+                                                [--trials 1] [--detection-only]
 
 Regimes (the sample network, its solver and schedule replaced): `sgd`, SGD at a constant learning rate
 of 0.1; `momentum`, Momentum 0.9 at 0.01; `adam`, Adam at NNC's defaults (alpha 0.001, beta1 0.9,
 beta2 0.999); `decay`, SGD at 0.1 decaying by 0.8 per epoch. For each regime and noise seed every ranking
 scores the noisy training CSV exactly as `score` does (detection: AUROC, flipped rows in the first 10%,
 scoring seconds). Then `evaluate` removes the first 10% of each ranking, and 10% at random, and retrains
---retrain-seeds times (noise seed 0; test accuracy and loss on the sample's test CSV).
+--retrain-seeds times (noise seed 0; test accuracy and loss on the sample's test CSV). --trials scores
+with that many trials averaged (-nt); --detection-only skips the retraining.
 
 Prints the tables and writes benchmarks/out/regimes_<project>.md and .json.
 """
@@ -57,6 +59,8 @@ def main():
     parser.add_argument("--retrain-seeds", type=int, default=3)
     parser.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
     parser.add_argument("--rankings", nargs="+", default=list(RANKINGS))
+    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--detection-only", action="store_true")
     args = parser.parse_args()
     quiet_nnabla()
     data = os.path.join(ROOT, "sample_projects", args.project, "data")
@@ -70,23 +74,26 @@ def main():
                 for ranking in args.rankings:
                     run = score(ScoreOptions(model=model, input_train=os.path.join(data, f"train_noisy_s{noise_seed}.csv"),
                                              input_val=os.path.join(data, "val.csv"), ranking=ranking,
+                                             n_trials=args.trials,
                                              output=os.path.join(workdir, "scores.csv"),
                                              cache_dir=os.path.join(workdir, f"cache_{regime}_{noise_seed}_{ranking}")))
                     row = dict(measure(-run.scores, positives), seconds=run.summary["score_seconds"])
                     detection.setdefault(regime, {}).setdefault(ranking, []).append(row)
                     print(f"{regime}, noise seed {noise_seed}, {ranking}: {row}", file=sys.stderr, flush=True)
+            if args.detection_only:
+                continue
             rows = evaluate(EvaluateOptions(model=model, input_train=os.path.join(data, "train_noisy_s0.csv"),
                                             input_val=os.path.join(data, "val.csv"),
                                             input_test=os.path.join(data, "test.csv"), remove=["10%"],
                                             rankings=args.rankings, seeds=args.retrain_seeds,
                                             output_dir=os.path.join(workdir, f"evaluate_{regime}")))
             retraining[regime] = rows
-    publish(f"regimes_{args.project}", table(args, detection, retraining), {"detection": detection,
-                                                                            "retraining": retraining})
+    name = f"regimes_{args.project}" + (f"_{args.trials}trials" if args.trials > 1 else "")
+    publish(name, table(args, detection, retraining), {"detection": detection, "retraining": retraining})
 
 
 def table(args, detection, retraining):
-    lines = [f"{args.project} sample, 10% of training labels flipped. Detection: noise seeds "
+    lines = [f"{args.project} sample, 10% of training labels flipped, {args.trials} trial(s). Detection: noise seeds "
              f"{', '.join(map(str, args.noise_seeds))}, mean ± s.d.; scoring seconds relative to sgd-influence's.", "",
              "| regime | ranking | AUROC | flipped in top 10% | scoring s | × sgd-influence |", "|---|---|---|---|---|---|"]
     for regime, by_ranking in detection.items():
@@ -96,6 +103,8 @@ def table(args, detection, retraining):
             seconds = np.mean([r["seconds"] for r in rows])
             lines.append(f"| {regime} | {ranking} | {auroc.mean():.3f} ± {auroc.std():.3f} | {top.mean():.3f} ± "
                          f"{top.std():.3f} | {seconds:.2f} | {seconds / base:.2f} |")
+    if not retraining:
+        return "\n".join(lines)
     lines += ["", f"Remove the first 10% and retrain (noise seed 0, {args.retrain_seeds} seeds; test accuracy and loss, "
               "mean ± s.d.):", "", "| regime | removed by | test accuracy | test loss |", "|---|---|---|---|"]
     for regime, rows in retraining.items():
