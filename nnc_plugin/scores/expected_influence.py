@@ -134,7 +134,8 @@ class ExpectedInfluence(Ranking):
                                        title=f"Scoring ({trial.title})")
         scores, horizon = expected_influence(model, trial.train_data, schedule, u,
                                              trial.linearisation("final", schedule), settings)
-        info(f"influence ({trial.title}): summed over the last {horizon.steps} training steps, where the "
-             f"validation gradient traced back was smallest ({horizon.shrink:.2g} of its size at the end); "
-             f"went back {horizon.gone_back} steps to find it.")
+        further = (f" (the recursion went back {horizon.gone_back} steps to find that)"
+                   if horizon.gone_back > horizon.steps else "")
+        info(f"influence ({trial.title}): summed over the last {horizon.steps} training steps, where the validation "
+             f"gradient traced back was smallest ({horizon.shrink:.2g} of its size at the end){further}.")
         return scores
