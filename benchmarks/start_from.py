@@ -1,6 +1,7 @@
 """--start-from trained against --start-from initial: what starting from NNC's trained model costs and saves.
 
 Usage:  .venv/bin/python benchmarks/start_from.py [--project mnist] [--noise-seeds 0 1 2] [--epochs N]
+                                                   [--rankings loss-history loss sgd-influence influence]
 
 For each noisy-label variant of a sample project, the project is first trained with `nnabla_cli train`
 (as Neural Network Console trains it), which writes results.nnp. Then every ranking scores that
@@ -28,7 +29,7 @@ from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
 from tables import publish  # noqa: E402
 
-RANKINGS = ("loss-history", "loss", "sgd-influence")
+RANKINGS = ("loss-history", "loss", "sgd-influence", "influence")
 
 
 def nnc_training(project, noise_seed, epochs, workdir):
@@ -58,6 +59,7 @@ def main():
     parser.add_argument("--project", choices=sorted(MODELS), default="mnist")
     parser.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="Max Epoch of NNC's training; default: the model's")
+    parser.add_argument("--rankings", nargs="+", default=list(RANKINGS))
     args = parser.parse_args()
     quiet_nnabla()
     folder = os.path.join(ROOT, "sample_projects", args.project)
@@ -67,7 +69,7 @@ def main():
             nnp, nnc_seconds = nnc_training(args.project, noise_seed, args.epochs, workdir)
             positives = flipped_rows(args.project, noise_seed)
             for start in ("trained", "initial"):
-                for ranking in RANKINGS:
+                for ranking in args.rankings:
                     run = score(ScoreOptions(
                         model=nnp, input_train=os.path.join(folder, "data", f"train_noisy_s{noise_seed}.csv"),
                         input_val=os.path.join(folder, "data", "val.csv"), ranking=ranking, start_from=start,
