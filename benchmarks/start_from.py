@@ -2,6 +2,7 @@
 
 Usage:  .venv/bin/python benchmarks/start_from.py [--project mnist] [--noise-seeds 0 1 2] [--epochs N]
                                                    [--rankings loss-history loss sgd-influence influence]
+                                                   [--trials 1]
 
 For each noisy-label variant of a sample project, the project is first trained with `nnabla_cli train`
 (as Neural Network Console trains it), which writes results.nnp. Then every ranking scores that
@@ -60,6 +61,7 @@ def main():
     parser.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="Max Epoch of NNC's training; default: the model's")
     parser.add_argument("--rankings", nargs="+", default=list(RANKINGS))
+    parser.add_argument("--trials", type=int, default=1, help="trials averaged (-nt)")
     args = parser.parse_args()
     quiet_nnabla()
     folder = os.path.join(ROOT, "sample_projects", args.project)
@@ -73,6 +75,7 @@ def main():
                     run = score(ScoreOptions(
                         model=nnp, input_train=os.path.join(folder, "data", f"train_noisy_s{noise_seed}.csv"),
                         input_val=os.path.join(folder, "data", "val.csv"), ranking=ranking, start_from=start,
+                        n_trials=args.trials,
                         output=os.path.join(workdir, "scores.csv"), cache_dir=os.path.join(workdir, f"c{noise_seed}{start}")))
                     row = dict(measure(-run.scores, positives), noise_seed=noise_seed, nnc_seconds=nnc_seconds,
                                epochs_trained=run.summary["epochs_trained"], epochs=run.summary["epochs"],
@@ -81,7 +84,8 @@ def main():
                     results.setdefault(f"{ranking}, start from {start}", []).append(row)
                     print(f"noise seed {noise_seed}, {ranking}, {start}: {row}", file=sys.stderr, flush=True)
 
-    publish(f"start_from_{args.project}" + (f"_{args.epochs}epochs" if args.epochs else ""),
+    publish(f"start_from_{args.project}" + (f"_{args.epochs}epochs" if args.epochs else "") +
+            (f"_{args.trials}trials" if args.trials > 1 else ""),
             table(args.project, results), results)
 
 
