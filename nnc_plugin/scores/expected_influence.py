@@ -134,7 +134,7 @@ class ExpectedInfluence(Ranking):
                                        title=f"Scoring ({trial.title})")
         scores, horizon = expected_influence(model, trial.train_data, schedule, u,
                                              trial.linearisation("final", schedule), settings)
-        further = (f" (the recursion went back {horizon.gone_back} steps to find that)"
+        further = (f"; it went back {horizon.gone_back} steps to find that"
                    if horizon.gone_back > horizon.steps else "")
         info(f"influence ({trial.title}): summed over the last {horizon.steps} training steps, where the validation "
              f"gradient traced back was smallest ({horizon.shrink:.2g} of its size at the end){further}.")
