@@ -161,7 +161,9 @@ def open_trial(setup, number):
     cache = TrialCache(os.path.join(setup.cache_root, f"trial_{number}"), writable=comm.is_root)
     key = _key(setup, replace(plan, trace_epochs=setup.plan.trace_epochs))
     model = _model(setup, plan.seed)
-    reused, why_not = comm.broadcast(cache.reusable(key))  # process 0 decides for every process
+    # Process 0 alone looks at the folder and decides for every process: another process still reading it
+    # while process 0 empties it for a new run would find its files gone.
+    reused, why_not = comm.broadcast(cache.reusable(key) if comm.is_root else None)
     if reused:
         try:
             record = cache.load_training(model)
