@@ -43,6 +43,20 @@ class Schedule:
         with np.load(path) as data:
             return cls(data["indices"], data["offsets"], data["learning_rates"])
 
+    @classmethod
+    def from_steps(cls, batches, learning_rates):
+        """The schedule of these steps: each step's sample indices, and its learning rate."""
+        return cls(np.concatenate(batches).astype(np.int32),
+                   np.concatenate([[0], np.cumsum([len(b) for b in batches])]).astype(np.int64),
+                   np.asarray(learning_rates, dtype=np.float64))
+
+
+def epoch_minibatches(rng, n_samples, batch_size, shuffle=True):
+    """One epoch's minibatches as training draws them: a fresh random order of the rows from `rng` (file order
+    without `shuffle`), cut into `batch_size` rows (the last may be smaller)."""
+    order = rng.permutation(n_samples) if shuffle else np.arange(n_samples)
+    return [order[start:start + batch_size] for start in range(0, n_samples, batch_size)]
+
 
 @dataclass(frozen=True)
 class TrainingPlan:
@@ -114,7 +128,7 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
     rng = np.random.RandomState(plan.seed)
     nn.seed(plan.seed)  # random layers (dropout, augmentation) of the training network
 
-    traced_indices, traced_offsets, traced_rates = [], [0], []
+    traced_batches, traced_rates = [], []
     # per value of every trainable parameter: the sum over traced steps of its squared gradient
     squared_gradients = {name: np.zeros(p.shape, dtype=np.float64) for name, p in model.parameters.items()}
     record = TrainingRecord(schedule=None)
@@ -126,12 +140,11 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
         _checkpoint(record, cache, model, plan.first_epoch - 1, project.scheduler.get_learning_rate(iteration - 1))
     for epoch in range(plan.first_epoch, epochs):
         started = time.perf_counter()
-        order = rng.permutation(n) if plan.shuffle else np.arange(n)
+        minibatches = epoch_minibatches(rng, n, batch_size, plan.shuffle)
         traced = epoch >= first_traced_epoch
         loss_sum = 0.0
         with Progress(f"Training epoch {epoch + 1}/{epochs}", per_epoch) as progress:
-            for step in range(per_epoch):
-                indices = order[step * batch_size:(step + 1) * batch_size]
+            for step, indices in enumerate(minibatches):
                 learning_rate = float(project.scheduler.get_learning_rate(iteration))
                 if traced and plan.keep_step_parameters:
                     cache.save_step_parameters(len(traced_rates), model)
@@ -149,8 +162,7 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
                 if traced:
                     if plan.keep_step_parameters and adaptive:
                         cache.save_step_factors(len(traced_rates), _adaptive_factors(model))
-                    traced_indices.append(indices.astype(np.int32))
-                    traced_offsets.append(traced_offsets[-1] + len(indices))
+                    traced_batches.append(indices)
                     traced_rates.append(learning_rate)
                 iteration += 1
                 record.solver_steps += 1
@@ -167,9 +179,7 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
         {name: total / traced_steps for name, total in squared_gradients.items()})
     if adaptive:
         record.final_factors = _adaptive_factors(model)
-    record.schedule = Schedule(np.concatenate(traced_indices).astype(np.int32),
-                               np.asarray(traced_offsets, dtype=np.int64),
-                               np.asarray(traced_rates, dtype=np.float64))
+    record.schedule = Schedule.from_steps(traced_batches, traced_rates)
     history_sum = model.comm.sum_arrays([history_sum])[0]  # data-parallel: each process saw its share of the rows
     record.loss_history = (history_sum / max(epochs - first_history_epoch, 1)).astype(np.float32)
     return record

@@ -20,7 +20,7 @@ from ..model.network import Model
 from ..model.project import Project
 from ..parallel import SingleProcess
 from .cache import TrialCache, fingerprint, trial_key
-from .trainer import Schedule, TrainingPlan, TrainingRecord, steps_per_epoch, train
+from .trainer import Schedule, TrainingPlan, TrainingRecord, epoch_minibatches, steps_per_epoch, train
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Trial:
     def linearisation(self, mode, schedule=None):
         """The solver's update over the traced steps (or over `schedule`, which ends with them) in step_size's
         linear form, for SGD-influence's recursion."""
-        schedule = schedule or self.record.schedule
+        schedule = self.record.schedule if schedule is None else schedule
         total = self.record.solver_steps
         last = len(schedule) - 1
 
@@ -97,16 +97,11 @@ class Trial:
             return traced
         rng = np.random.RandomState(plan.seed + 3)
         first = (plan.epochs - len(traced) // per_epoch - earlier) * per_epoch  # the first added step's iteration
-        batches, rates = [], []
-        for epoch in range(earlier):
-            order = rng.permutation(len(self.train_data)) if plan.shuffle else np.arange(len(self.train_data))
-            for step in range(per_epoch):
-                batches.append(order[step * plan.batch_size:(step + 1) * plan.batch_size].astype(np.int32))
-                rates.append(float(self.project.scheduler.get_learning_rate(first + epoch * per_epoch + step)))
-        sizes = [len(b) for b in batches] + list(np.diff(traced.offsets))
-        return Schedule(np.concatenate(batches + [traced.indices]).astype(np.int32),
-                        np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-                        np.concatenate([rates, traced.learning_rates]).astype(np.float64))
+        batches = [batch for _ in range(earlier)
+                   for batch in epoch_minibatches(rng, len(self.train_data), plan.batch_size, plan.shuffle)]
+        rates = [float(self.project.scheduler.get_learning_rate(first + step)) for step in range(len(batches))]
+        batches += [traced.step(t)[0] for t in range(len(traced))]
+        return Schedule.from_steps(batches, rates + list(traced.learning_rates))
 
     def step_factors(self, mode):
         """Return t -> the solver's per-parameter factors c of traced step t (P_t = eta_t * c; see step_size),
