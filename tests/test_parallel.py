@@ -43,8 +43,8 @@ def test_data_parallel_scores_equal_one_process(tmp_path, small_digits, ranking)
         result = _score(processes, *small_digits, "-r", ranking, "-o", outputs[processes])
         assert result.returncode == 0, result.stderr
     single, parallel = _scores(outputs[1]), _scores(outputs[2])
-    # influence's and tracin-cp's finite differences divide the float32 rounding of two losses by a small step: 1e-5 of the
-    # largest score there, against 1e-7 for the others
+    # influence's and tracin-cp's finite differences divide the float32 rounding of two losses by a small step:
+    # 1e-5 of the largest score there, against 1e-7 for the others
     tolerance = 5e-5 if ranking in ("influence", "tracin-cp") else 1e-5
     np.testing.assert_allclose(parallel, single, rtol=tolerance, atol=tolerance * np.abs(single).max())
     with open(str(outputs[2]) + ".summary.json", encoding="utf-8") as f:

@@ -15,7 +15,7 @@ numbers: a baseline, less accurate than `influence`.
 import numpy as np
 
 from ..log import Progress
-from .influence import BatchedDirectional, directional_losses, validation_gradient
+from .influence import directional_losses, validation_gradient
 from .registry import Ranking, ReportText, register
 
 CHECKPOINTS = 3
@@ -41,7 +41,6 @@ class CheckpointInfluence(Ranking):
         model, cache = trial.model, trial.cache
         final = model.parameter_arrays()
         factors = trial.step_factors("final")(len(trial.record.schedule) - 1)
-        directional = BatchedDirectional(model, batch_size=trial.batch_size) if self.reference else None
         influence = np.zeros(len(trial.train_data), dtype=np.float64)
         last = trial.record.checkpoints[-1][0]
         with Progress(f"Scoring ({trial.title})", len(trial.record.checkpoints)) as progress:
@@ -50,18 +49,8 @@ class CheckpointInfluence(Ranking):
                     cache.load_checkpoint(epoch, model)
                 u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
                 v = [(learning_rate * c * a).astype(np.float32) for c, a in zip(factors, u)]
-                influence += _inner_products(model, trial, v, directional)
+                influence += directional_losses(model, trial.train_data, v, trial.batch_size, exact=self.reference)
                 model.set_parameter_arrays(final)
                 progress.advance(1)
         return influence
 
-
-def _inner_products(model, trial, direction, directional):
-    """v . grad l_j for every training row: the finite difference, or (`--reference`) the exact double backward."""
-    if directional is None:
-        return directional_losses(model, trial.train_data, direction, trial.batch_size)
-    values = np.zeros(len(trial.train_data), dtype=np.float64)
-    for start in range(0, len(trial.train_data), trial.batch_size):
-        rows = np.arange(start, min(len(trial.train_data), start + trial.batch_size))
-        values[rows] = directional(trial.train_data, rows, direction)[0]
-    return values

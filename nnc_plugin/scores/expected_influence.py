@@ -28,8 +28,7 @@ rates the model file's scheduler gave them.
 import numpy as np
 
 from ..log import Progress, info
-from .influence import (AdjointRecursion, PerSampleDirectional, PropagationSettings, directional_losses,
-                        validation_gradient)
+from .influence import AdjointRecursion, PropagationSettings, directional_losses, validation_gradient
 from .registry import Ranking, ReportText, register
 
 MAX_STEPS = 256  # the deepest the recursion goes; beyond it the measured rankings no longer changed
@@ -57,25 +56,25 @@ class DepthRule:
             return True
         return back >= WINDOW and norm > KEEP_FALLING * self.norms[back - WINDOW]
 
+    @property
+    def gone_back(self):
+        """How many steps back the recursion went."""
+        return len(self.norms) - 1
 
-class Horizon:
-    """Where the sum stopped, for the log."""
-
-    def __init__(self):
-        self.steps = 0  # how many steps back the sum covers
-        self.gone_back = 0  # how many steps the recursion went back to find that
-        self.shrink = 1.0  # |u| there / |u_T|
+    @property
+    def shrink(self):
+        """|u| where it was smallest, over |u| at the end of training."""
+        return self.norms[self.best] / self.norms[0] if self.norms[0] > 0 else 1.0
 
 
 def expected_influence(model, dataset, schedule, u, linearisation, settings=None):
-    """Return (every row's expected SGD-influence: float64, one value per row of `dataset`; a `Horizon`).
+    """Return (every row's expected SGD-influence: float64, one value per row of `dataset`; the `DepthRule`).
 
     `schedule` holds the steps to go back through, last step last (Trial.schedule_back); `u`, `linearisation`
     and `settings` as in influence.sgd_influence (`settings.reference`: the per-sample reference path, and
-    the exact per-row inner products instead of the finite difference). The `Horizon` says where the sum
+    the exact inner products instead of the finite difference). The `DepthRule` says where the sum
     stopped."""
     settings = settings or PropagationSettings()
-    horizon = Horizon()
     recursion = AdjointRecursion(model, schedule, u, linearisation, settings)
     total = [np.zeros(a.shape, dtype=np.float64) for a in recursion.u]
     rule, best_total = DepthRule(recursion.start_norm), None
@@ -90,24 +89,9 @@ def expected_influence(model, dataset, schedule, u, linearisation, settings=None
             progress.advance(1)
             if stop:
                 break
-    horizon.steps, horizon.gone_back = rule.best, len(rule.norms) - 1
-    horizon.shrink = rule.norms[rule.best] / recursion.start_norm if recursion.start_norm > 0 else 1.0
     direction = [(s / len(dataset)).astype(np.float32) for s in best_total]
     batch_size = int(np.max(np.diff(schedule.offsets)))  # training's: its forward passes fit in memory
-    return _inner_products(model, dataset, direction, batch_size, settings.reference), horizon
-
-
-def _inner_products(model, dataset, direction, batch_size, reference):
-    """direction . grad l_j for every row: a central finite difference, or (`reference`) one backward per row."""
-    if not reference:
-        return directional_losses(model, dataset, direction, batch_size)
-    directional = PerSampleDirectional(model, minibatch_hessian=True)
-    values = np.zeros(len(dataset), dtype=np.float64)
-    rows = model.comm.share(np.arange(len(dataset)))
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        values[batch] = directional(dataset, batch, direction)[0]
-    return model.comm.sum_arrays([values])[0]
+    return directional_losses(model, dataset, direction, batch_size, exact=settings.reference), rule
 
 
 @register
@@ -132,10 +116,9 @@ class ExpectedInfluence(Ranking):
         schedule = trial.schedule_back(MAX_STEPS)
         settings = PropagationSettings(weight_decay=trial.project.weight_decay, reference=self.reference,
                                        title=f"Scoring ({trial.title})")
-        scores, horizon = expected_influence(model, trial.train_data, schedule, u,
+        scores, depth = expected_influence(model, trial.train_data, schedule, u,
                                              trial.linearisation("final", schedule), settings)
-        further = (f"; it went back {horizon.gone_back} steps to find that"
-                   if horizon.gone_back > horizon.steps else "")
-        info(f"influence ({trial.title}): summed over the last {horizon.steps} training steps, where the validation "
-             f"gradient traced back was smallest ({horizon.shrink:.2g} of its size at the end){further}.")
+        further = f"; it went back {depth.gone_back} steps to find that" if depth.gone_back > depth.best else ""
+        info(f"influence ({trial.title}): summed over the last {depth.best} training steps, where the validation "
+             f"gradient traced back was smallest ({depth.shrink:.2g} of its size at the end){further}.")
         return scores
