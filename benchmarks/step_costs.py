@@ -13,6 +13,9 @@ the minibatch Hessian-vector product H v. This script times, on one minibatch of
   per-sample inner products  one batch-size-1 backward per row, then the dot products
   published-style step       per-sample inner products + HVP with nnabla's rules
   reference step             per-sample inner products + batch-size-1 Hessian-vector products
+  HVP by a gradient difference  (grad L(theta + e v) - grad L(theta - e v)) / 2e: two training-style passes;
+                             not used, because ReLU and max-pooling kinks make it wrong (its relative error
+                             against the double backward is printed below the table, for several e)
 
 Printed as a table (milliseconds, best and median of --repeats, and the ratio of the best to the
 training step's best) and written to benchmarks/out/step_costs[_digits].md.
@@ -67,6 +70,35 @@ def hessian_only(model, size, fast_rules=True):
     return step
 
 
+def gradient_difference(model, size):
+    """Return step(dataset, indices, direction, epsilon=1e-3): the minibatch Hessian-vector product by a central
+    difference of two gradients (a candidate for a cheaper recursion step; see the module docstring)."""
+    import nnabla.functions as F
+    parameters = list(model.parameters.values())
+    loss = model.loss_graph(size, train=False)
+    objective = F.sum(loss.per_sample_loss)
+
+    def gradient():
+        for p in parameters:
+            p.grad.zero()
+        objective.forward(clear_no_need_grad=True)
+        objective.backward(clear_buffer=True)
+        return [p.g.copy() for p in parameters]
+
+    def step(dataset, indices, direction, epsilon=1e-3):
+        model.feed(loss, dataset, indices)
+        original = [p.d.copy() for p in parameters]
+        gradients = []
+        for sign in (1.0, -1.0):
+            for p, x, d in zip(parameters, original, direction):
+                p.d = x + sign * epsilon * d
+            gradients.append(gradient())
+        for p, x in zip(parameters, original):
+            p.d = x
+        return [(a - b) / (2.0 * epsilon) for a, b in zip(*gradients)]
+    return step
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--project", choices=sorted(PROJECTS), default="mnist")
@@ -111,6 +143,7 @@ def main():
 
     batched = BatchedDirectional(model, batch_size=size)
     fast_hvp, nnabla_hvp = hessian_only(model, size, True), hessian_only(model, size, False)
+    difference = gradient_difference(model, size)
     published = PerSampleDirectional(model, minibatch_hessian=True)
     reference = PerSampleDirectional(model)
     pieces = [("training step", training_step, args.repeats),
@@ -119,7 +152,8 @@ def main():
               ("HVP alone, nnabla rules", lambda: nnabla_hvp(data, rows, direction), args.repeats),
               ("per-sample inner products", per_sample_inner_products, max(args.repeats // 3, 3)),
               ("published-style step", lambda: published(data, rows, direction), max(args.repeats // 3, 3)),
-              ("reference step", lambda: reference(data, rows, direction), max(args.repeats // 10, 3))]
+              ("reference step", lambda: reference(data, rows, direction), max(args.repeats // 10, 3)),
+              ("HVP by a gradient difference (not used)", lambda: difference(data, rows, direction), args.repeats)]
     results = []
     for name, function, repeats in pieces:
         print(f"timing: {name} ...", file=sys.stderr, flush=True)
@@ -129,6 +163,13 @@ def main():
              "trainable parameters", "",
              "| piece | best ms | median ms | best / training step |", "|---|---|---|---|"]
     lines += [f"| {name} | {best * 1e3:.1f} | {median * 1e3:.1f} | {best / base:.2f} |" for name, best, median in results]
+    nnabla_hvp(data, rows, direction)
+    exact = [p.g.copy() for p in parameters]
+    size_of = lambda arrays: np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays))  # noqa: E731
+    errors = [f"{e:g}: {size_of([a - b for a, b in zip(difference(data, rows, direction, e), exact)]) / size_of(exact):.3g}"
+              for e in (1e-1, 1e-2, 1e-3, 1e-4)]
+    lines += ["", "Relative error of the gradient-difference HVP against the double backward, by step e: "
+              + ", ".join(errors) + "."]
     publish("step_costs" if args.project == "mnist" else f"step_costs_{args.project}", "\n".join(lines))
 
 

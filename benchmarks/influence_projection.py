@@ -1,0 +1,199 @@
+"""Research: does projecting the sharpest Hessian directions out of the expected-influence recursion help?
+(issue 10's Lanczos candidate; docs/influence_research.md has the results: it wins on the digits MLP and
+loses on the MNIST CNN, so the package does not use it).
+
+Usage:  .venv/bin/python benchmarks/influence_projection.py [--project mnist] [--noise-seeds 0 1 2]
+                                                             [--regimes sgd momentum] [--top 9 10 20]
+                                                             [--lanczos 50] [--rows 512]
+
+For each regime and noise seed the sample is trained once (cached under --cache). At the final parameters
+the top eigenvectors Q of the training loss's Hessian (on --rows random training rows) are found by
+Lanczos (--lanczos iterations, full reorthogonalisation). The expected-influence recursion of
+`--ranking influence` then goes back 256 steps: as the package does ("plain"), and, for each k of --top,
+with the validation gradient, u and the solver state projected onto the complement of Q's first k columns
+after every step ("top k out"), so that those directions neither grow nor count. The rows are scored at
+fixed depths and at the package's DepthRule depth. Cells: AUROC of the flipped labels (mean ± s.d. over
+the noise seeds). Also prints eta * lambda of Q (the last step's learning rate times each eigenvalue).
+Writes benchmarks/out/influence_projection_<project>.md and .json.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from mislabel import MODELS, flipped_rows, measure  # noqa: E402
+from regimes import regime_model  # noqa: E402
+from nnc_plugin.log import quiet_nnabla  # noqa: E402
+from nnc_plugin.options import ScoreOptions  # noqa: E402
+from nnc_plugin.pipeline import score  # noqa: E402
+from nnc_plugin.scores.registry import Ranking, register  # noqa: E402
+from nnc_plugin.scores.expected_influence import MAX_STEPS, DepthRule  # noqa: E402
+from nnc_plugin.scores.influence import (AdjointRecursion, BatchedDirectional, PropagationSettings,  # noqa: E402
+                                         directional_losses, validation_gradient, _norm)
+from tables import publish  # noqa: E402
+
+OUT = {}
+ARGS = None
+DEPTHS = (1, 4, 16, 64, 256)
+
+
+def flat(arrays):
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+
+
+def unflat(vector, like):
+    out, start = [], 0
+    for a in like:
+        out.append(vector[start:start + a.size].reshape(a.shape).astype(np.float32))
+        start += a.size
+    return out
+
+
+def lanczos_top(hvp, dim, k, iterations, rng):
+    """(eigenvalues, eigenvectors as columns) of the top k of a symmetric operator, by Lanczos with full
+    reorthogonalisation."""
+    V = np.zeros((dim, iterations))
+    alpha, beta = np.zeros(iterations), np.zeros(iterations)
+    v = rng.randn(dim)
+    v /= np.linalg.norm(v)
+    for i in range(iterations):
+        V[:, i] = v
+        w = hvp(v)
+        alpha[i] = w @ v
+        w -= V[:, :i + 1] @ (V[:, :i + 1].T @ w)
+        w -= V[:, :i + 1] @ (V[:, :i + 1].T @ w)
+        beta[i] = np.linalg.norm(w)
+        if beta[i] < 1e-10:
+            iterations = i + 1
+            break
+        v = w / beta[i]
+    T = np.diag(alpha[:iterations]) + np.diag(beta[:iterations - 1], 1) + np.diag(beta[:iterations - 1], -1)
+    values, vectors = np.linalg.eigh(T)
+    order = np.argsort(-values)[:k]
+    return values[order], V[:, :iterations] @ vectors[:, order]
+
+
+@register
+class ProjectionResearch(Ranking):
+    name = "projection-research"
+    needs_validation = True
+    second_order = True
+
+    def score(self, trial):
+        model, data = trial.model, trial.train_data
+        u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
+        schedule = trial.schedule_back(MAX_STEPS)
+        linearisation = trial.linearisation("final", schedule)
+        wd = trial.project.weight_decay
+        N = len(data)
+        rng = np.random.RandomState(0)
+        rows = rng.choice(N, size=min(ARGS.rows, N), replace=False)
+        directional = BatchedDirectional(model, batch_size=trial.batch_size)
+
+        def hvp(vector):
+            direction = unflat(vector, u)
+            total = np.zeros_like(vector)
+            for start in range(0, len(rows), trial.batch_size):
+                total += flat(directional(data, rows[start:start + trial.batch_size], direction)[1])
+            return total / len(rows)
+
+        values, Q = lanczos_top(hvp, sum(a.size for a in u), max(ARGS.top), ARGS.lanczos, rng)
+        eta = float(schedule.step(len(schedule) - 1)[1])
+        OUT["_eta_lambda"] = (eta * values).tolist()
+        g = flat(u)
+
+        variants = {}
+        for k in [0] + ARGS.top:
+            Qk = Q[:, :k]
+
+            def project(arrays):
+                x = flat(arrays)
+                return unflat(x - Qk @ (Qk.T @ x), arrays)
+
+            recursion = AdjointRecursion(model, schedule, project(u) if k else u,
+                                         linearisation, PropagationSettings(weight_decay=wd))
+            total = np.zeros(g.size)
+            snaps, norms = [total.copy()], [recursion.norm]
+            n = len(schedule)
+            for back in range(1, min(n, MAX_STEPS) + 1):
+                recursion.step_back(data, n - back)
+                total += flat(recursion.v) / N
+                if k:
+                    recursion.u = project(recursion.u)
+                    recursion.mbar = project(recursion.mbar)
+                    recursion.norm = _norm(recursion.u)
+                snaps.append(total.copy())
+                norms.append(recursion.norm)
+            rule = DepthRule(norms[0])
+            next((j for j in range(1, len(norms)) if rule.stop_after(norms[j])), None)
+            variant = f"top {k} out" if k else "plain"
+            variants[variant] = (snaps, norms, rule.best)
+            OUT[f"_norms {variant}"] = norms
+            OUT[f"_h {variant}"] = rule.best
+        for variant, (snaps, norms, best) in variants.items():
+            depths = [(f"h{h}", min(h, len(snaps) - 1)) for h in DEPTHS] + [("rule", max(best, 1))]
+            for label, h in depths:
+                OUT[f"{variant} {label}"] = directional_losses(model, data, unflat(snaps[h], u), trial.batch_size)
+        return OUT["plain rule"]
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--project", choices=sorted(MODELS), default="mnist")
+    p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--regimes", nargs="+", default=["sgd", "momentum"])
+    p.add_argument("--top", type=int, nargs="+", default=[5, 10, 20])
+    p.add_argument("--lanczos", type=int, default=40)
+    p.add_argument("--rows", type=int, default=512)
+    p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "influence_projection"))
+    p.add_argument("--tag", default="")
+    ARGS = p.parse_args()
+    quiet_nnabla()
+    os.makedirs(ARGS.cache, exist_ok=True)
+    data = os.path.join(ROOT, "sample_projects", ARGS.project, "data")
+    res = {}
+    for regime in ARGS.regimes:
+        model = regime_model(os.path.join(ROOT, "sample_projects", ARGS.project, MODELS[ARGS.project]), regime,
+                             ARGS.cache)
+        for seed in ARGS.noise_seeds:
+            pos = flipped_rows(ARGS.project, seed)
+            OUT.clear()
+            score(ScoreOptions(model=model, input_train=os.path.join(data, f"train_noisy_s{seed}.csv"),
+                               input_val=os.path.join(data, "val.csv"), ranking="projection-research",
+                               output=os.path.join(ARGS.cache, "s.csv"),
+                               cache_dir=os.path.join(ARGS.cache, f"c_{ARGS.project}_{regime}_{seed}")))
+            row = {}
+            for k, v in OUT.items():
+                row[k] = v if k.startswith("_") else measure(-v, pos)["auroc"]
+            res.setdefault(regime, []).append(row)
+            print(regime, seed, "eta*lambda", np.round(OUT["_eta_lambda"][:12], 2),
+                  {k: v for k, v in OUT.items() if k.startswith("_h ")}, file=sys.stderr, flush=True)
+            print({k: round(v, 3) for k, v in row.items() if not k.startswith("_")}, file=sys.stderr, flush=True)
+    names = [k for k in res[ARGS.regimes[0]][0] if not k.startswith("_")]
+    lines = [f"{ARGS.project}: AUROC of the expected influence with the top {ARGS.top} Hessian directions "
+             f"(Lanczos {ARGS.lanczos} on {ARGS.rows} rows) projected out (noise seeds "
+             f"{', '.join(map(str, ARGS.noise_seeds))}).", "",
+             "| variant | " + " | ".join(ARGS.regimes) + " |", "|---|" + "---|" * len(ARGS.regimes)]
+    for k in names:
+        cells = []
+        for r in ARGS.regimes:
+            x = np.array([row[k] for row in res[r]])
+            cells.append(f"{x.mean():.3f} ± {x.std():.3f}")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    for r in ARGS.regimes:
+        el = np.array([row["_eta_lambda"] for row in res[r]])
+        lines.append(f"\n{r}: eta*lambda of the top directions (seed means): {np.round(el.mean(0), 2).tolist()}")
+        lines.append(f"{r}: DepthRule depths " + "; ".join(
+            f"{k[3:]} {[row[k] for row in res[r]]}" for k in res[r][0] if k.startswith("_h ")))
+    publish(f"influence_projection_{ARGS.project}{ARGS.tag}", "\n".join(lines), res)
+
+
+if __name__ == "__main__":
+    main()

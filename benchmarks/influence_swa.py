@@ -1,0 +1,93 @@
+"""Research: the expected influence at the average of the traced epoch's parameters (as stochastic weight
+averaging does) instead of at the final, still-bouncing parameters of constant-rate training.
+
+Usage:  .venv/bin/python benchmarks/influence_swa.py [--project mnist] [--noise-seeds 0 1 2]
+                                                      [--regimes sgd momentum adam decay]
+
+For each regime and noise seed the sample is trained once with `--mode all` (the parameters before every
+traced step are cached); `--ranking influence` is computed as the package does at the final parameters,
+and again with the model holding the mean of the traced epoch's parameters (its recursion, validation
+gradient and per-row derivatives all at that mean). Cells: AUROC of the flipped labels, mean ± s.d.
+Writes benchmarks/out/influence_swa_<project>.md and .json.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from mislabel import MODELS, flipped_rows, measure  # noqa: E402
+from regimes import regime_model  # noqa: E402
+from nnc_plugin.log import quiet_nnabla  # noqa: E402
+from nnc_plugin.options import ScoreOptions  # noqa: E402
+from nnc_plugin.pipeline import score  # noqa: E402
+from nnc_plugin.scores.registry import register  # noqa: E402
+from nnc_plugin.scores.expected_influence import ExpectedInfluence  # noqa: E402
+from tables import publish  # noqa: E402
+
+OUT = {}
+
+
+@register
+class AveragedInfluence(ExpectedInfluence):
+    name = "swa-research"
+
+    @property
+    def keeps_step_parameters(self):
+        return True
+
+    def score(self, trial):
+        model = trial.model
+        final = model.parameter_arrays()
+        OUT["final"] = super().score(trial)
+        total = {k: np.zeros_like(v, dtype=np.float64) for k, v in final.items()}
+        steps = len(trial.record.schedule)
+        for t in range(1, steps):  # the parameters after steps 0 .. steps-2, and the final ones
+            trial.cache.load_step_parameters(t, model)
+            for k, v in model.parameter_arrays().items():
+                total[k] += v
+        for k in total:
+            total[k] = (total[k] + final[k]) / steps
+        model.set_parameter_arrays({k: v.astype(np.float32) for k, v in total.items()})
+        OUT["epoch mean"] = super().score(trial)
+        model.set_parameter_arrays(final)
+        return OUT["final"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--project", choices=sorted(MODELS), default="mnist")
+    p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--regimes", nargs="+", default=["sgd", "momentum", "adam", "decay"])
+    a = p.parse_args()
+    quiet_nnabla()
+    data = os.path.join(ROOT, "sample_projects", a.project, "data")
+    res = {}
+    with tempfile.TemporaryDirectory() as wd:
+        for regime in a.regimes:
+            model = regime_model(os.path.join(ROOT, "sample_projects", a.project, MODELS[a.project]), regime, wd)
+            for seed in a.noise_seeds:
+                pos = flipped_rows(a.project, seed)
+                OUT.clear()
+                score(ScoreOptions(model=model, input_train=os.path.join(data, f"train_noisy_s{seed}.csv"),
+                                   input_val=os.path.join(data, "val.csv"), ranking="swa-research", mode="all",
+                                   output=os.path.join(wd, "s.csv"), cache_dir=os.path.join(wd, f"c_{regime}_{seed}")))
+                row = {k: measure(-v, pos)["auroc"] for k, v in OUT.items()}
+                res.setdefault(regime, []).append(row)
+                print(regime, seed, {k: round(v, 3) for k, v in row.items()}, file=sys.stderr, flush=True)
+    lines = [f"{a.project}: AUROC of `influence` at the final parameters and at the traced epoch's mean "
+             f"(noise seeds {', '.join(map(str, a.noise_seeds))}).", "",
+             "| parameters | " + " | ".join(a.regimes) + " |", "|---|" + "---|" * len(a.regimes)]
+    for k in ("final", "epoch mean"):
+        cells = [f"{np.mean([r[k] for r in res[g]]):.3f} ± {np.std([r[k] for r in res[g]]):.3f}" for g in a.regimes]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    publish(f"influence_swa_{a.project}", "\n".join(lines), res)
+
+
+if __name__ == "__main__":
+    main()
