@@ -23,8 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from mislabel import MODELS, flipped_rows, measure  # noqa: E402
-from regimes import regime_model  # noqa: E402
+from mislabel import MODELS, measure  # noqa: E402
+from regimes import noisy_runs  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
@@ -109,27 +109,22 @@ def main():
     p.add_argument("--trace", type=int, default=8)
     a = p.parse_args()
     quiet_nnabla()
-    data = os.path.join(ROOT, "sample_projects", a.project, "data")
     res = {}
     with tempfile.TemporaryDirectory() as wd:
-        for regime in a.regimes:
-            model = regime_model(os.path.join(ROOT, "sample_projects", a.project, MODELS[a.project]), regime, wd)
-            for seed in a.noise_seeds:
-                pos = flipped_rows(a.project, seed)
-                OUT.clear()
-                score(ScoreOptions(model=model, input_train=os.path.join(data, f"train_noisy_s{seed}.csv"),
-                                   input_val=os.path.join(data, "val.csv"), ranking="depth-research", trace_epochs=a.trace,
-                                   output=os.path.join(wd, "s.csv"), cache_dir=os.path.join(wd, f"c_{regime}_{seed}")))
-                row = {}
-                for k, v in OUT.items():
-                    if k.startswith("_"):
-                        row[k] = v if not isinstance(v, np.ndarray) else v.tolist()
-                    else:
-                        m = measure(-v, pos)
-                        row[k] = [m["auroc"], m["top10"]]
-                res.setdefault(regime, []).append(row)
-                print(regime, seed, {k: round(v[0], 3) for k, v in row.items() if not k.startswith("_")}, file=sys.stderr,
-                      flush=True)
+        for regime, seed, inputs, pos in noisy_runs(a.project, "sample", a.regimes, a.noise_seeds, wd):
+            OUT.clear()
+            score(ScoreOptions(**inputs, ranking="depth-research", trace_epochs=a.trace,
+                               output=os.path.join(wd, "s.csv"), cache_dir=os.path.join(wd, f"c_{regime}_{seed}")))
+            row = {}
+            for k, v in OUT.items():
+                if k.startswith("_"):
+                    row[k] = v if not isinstance(v, np.ndarray) else v.tolist()
+                else:
+                    m = measure(-v, pos)
+                    row[k] = [m["auroc"], m["top10"]]
+            res.setdefault(regime, []).append(row)
+            print(regime, seed, {k: round(v[0], 3) for k, v in row.items() if not k.startswith("_")}, file=sys.stderr,
+                  flush=True)
     names = [k for k in res[a.regimes[0]][0] if not k.startswith("_")]
     lines = [f"{a.project} sample, 10% of labels flipped; AUROC of the expected influence summed to the depth each rule "
              f"picks (noise seeds {', '.join(map(str, a.noise_seeds))}; depths per seed in steps).", "",

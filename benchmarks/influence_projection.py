@@ -27,8 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from mislabel import MODELS, flipped_rows, measure  # noqa: E402
-from regimes import regime_model  # noqa: E402
+from mislabel import MODELS, measure  # noqa: E402
+from regimes import noisy_runs  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
@@ -36,6 +36,8 @@ from nnc_plugin.scores.registry import Ranking, register  # noqa: E402
 from nnc_plugin.scores.expected_influence import MAX_STEPS, DepthRule  # noqa: E402
 from nnc_plugin.scores.influence import (AdjointRecursion, BatchedDirectional, PropagationSettings,  # noqa: E402
                                          directional_losses, validation_gradient, _norm)
+from heldout import NETWORKS  # noqa: E402
+from nnc_plugin.scores.hessian_outliers import flatten as flat, lanczos, unflatten as unflat  # noqa: E402
 from tables import publish  # noqa: E402
 
 OUT = {}
@@ -43,40 +45,14 @@ ARGS = None
 DEPTHS = (1, 4, 16, 64, 256)
 
 
-def flat(arrays):
-    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
-
-
-def unflat(vector, like):
-    out, start = [], 0
-    for a in like:
-        out.append(vector[start:start + a.size].reshape(a.shape).astype(np.float32))
-        start += a.size
-    return out
-
-
-def lanczos_top(hvp, dim, k, iterations, rng):
-    """(eigenvalues, eigenvectors as columns) of the top k of a symmetric operator, by Lanczos with full
-    reorthogonalisation."""
-    V = np.zeros((dim, iterations))
-    alpha, beta = np.zeros(iterations), np.zeros(iterations)
-    v = rng.randn(dim)
-    v /= np.linalg.norm(v)
-    for i in range(iterations):
-        V[:, i] = v
-        w = hvp(v)
-        alpha[i] = w @ v
-        w -= V[:, :i + 1] @ (V[:, :i + 1].T @ w)
-        w -= V[:, :i + 1] @ (V[:, :i + 1].T @ w)
-        beta[i] = np.linalg.norm(w)
-        if beta[i] < 1e-10:
-            iterations = i + 1
-            break
-        v = w / beta[i]
-    T = np.diag(alpha[:iterations]) + np.diag(beta[:iterations - 1], 1) + np.diag(beta[:iterations - 1], -1)
-    values, vectors = np.linalg.eigh(T)
-    order = np.argsort(-values)[:k]
-    return values[order], V[:, :iterations] @ vectors[:, order]
+def outlier_count(values, gap=2.0, floor=0.1):
+    """k when the top k eigenvalues stand apart from the rest (lambda_k / lambda_k+1 >= gap, the largest such
+    ratio, lambda_k >= floor * lambda_1), else 0."""
+    best, count = gap, 0
+    for k in range(1, len(values)):
+        if values[k - 1] >= floor * values[0] and values[k] > 0 and values[k - 1] / values[k] >= best:
+            best, count = values[k - 1] / values[k], k
+    return count
 
 
 @register
@@ -103,13 +79,20 @@ class ProjectionResearch(Ranking):
                 total += flat(directional(data, rows[start:start + trial.batch_size], direction)[1])
             return total / len(rows)
 
-        values, Q = lanczos_top(hvp, sum(a.size for a in u), max(ARGS.top), ARGS.lanczos, rng)
+        values, Q = lanczos(hvp, sum(a.size for a in u), ARGS.lanczos, rng)
+        values, Q = values[:max(ARGS.top + [20])], Q[:, :max(ARGS.top + [20])]
+        gap_k = outlier_count(values)
+        OUT["_gap_k"] = gap_k
+        OUT["_eta_lambda"] = (float(schedule.step(len(schedule) - 1)[1]) * values).tolist()
+        if ARGS.lanczos_only:
+            return np.zeros(N)
         eta = float(schedule.step(len(schedule) - 1)[1])
         OUT["_eta_lambda"] = (eta * values).tolist()
         g = flat(u)
 
         variants = {}
-        for k in [0] + ARGS.top:
+        for k in [0] + ARGS.top + ([("gap", gap_k)] if gap_k else []):
+            name, k = k if isinstance(k, tuple) else (None, k)
             Qk = Q[:, :k]
 
             def project(arrays):
@@ -121,7 +104,7 @@ class ProjectionResearch(Ranking):
             total = np.zeros(g.size)
             snaps, norms = [total.copy()], [recursion.norm]
             n = len(schedule)
-            for back in range(1, min(n, MAX_STEPS) + 1):
+            for back in range(1, min(n, MAX_STEPS if k == 0 else ARGS.projected_depth) + 1):
                 recursion.step_back(data, n - back)
                 total += flat(recursion.v) / N
                 if k:
@@ -132,10 +115,13 @@ class ProjectionResearch(Ranking):
                 norms.append(recursion.norm)
             rule = DepthRule(norms[0])
             next((j for j in range(1, len(norms)) if rule.stop_after(norms[j])), None)
-            variant = f"top {k} out" if k else "plain"
+            variant = "gap out" if name else (f"top {k} out" if k else "plain")
             variants[variant] = (snaps, norms, rule.best)
             OUT[f"_norms {variant}"] = norms
             OUT[f"_h {variant}"] = rule.best
+        if not gap_k:
+            variants["gap out"] = variants["plain"]
+            OUT["_h gap out"] = OUT["_h plain"]
         for variant, (snaps, norms, best) in variants.items():
             depths = [(f"h{h}", min(h, len(snaps) - 1)) for h in DEPTHS] + [("rule", max(best, 1))]
             for label, h in depths:
@@ -147,9 +133,12 @@ def main():
     global ARGS
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--project", choices=sorted(MODELS), default="mnist")
+    p.add_argument("--network", choices=NETWORKS, default="sample")
     p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--regimes", nargs="+", default=["sgd", "momentum"])
-    p.add_argument("--top", type=int, nargs="+", default=[5, 10, 20])
+    p.add_argument("--top", type=int, nargs="*", default=[])
+    p.add_argument("--projected-depth", type=int, default=256)
+    p.add_argument("--lanczos-only", action="store_true", help="only the spectrum and the gap rule's count")
     p.add_argument("--lanczos", type=int, default=40)
     p.add_argument("--rows", type=int, default=512)
     p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "influence_projection"))
@@ -157,25 +146,24 @@ def main():
     ARGS = p.parse_args()
     quiet_nnabla()
     os.makedirs(ARGS.cache, exist_ok=True)
-    data = os.path.join(ROOT, "sample_projects", ARGS.project, "data")
     res = {}
-    for regime in ARGS.regimes:
-        model = regime_model(os.path.join(ROOT, "sample_projects", ARGS.project, MODELS[ARGS.project]), regime,
-                             ARGS.cache)
-        for seed in ARGS.noise_seeds:
-            pos = flipped_rows(ARGS.project, seed)
-            OUT.clear()
-            score(ScoreOptions(model=model, input_train=os.path.join(data, f"train_noisy_s{seed}.csv"),
-                               input_val=os.path.join(data, "val.csv"), ranking="projection-research",
-                               output=os.path.join(ARGS.cache, "s.csv"),
-                               cache_dir=os.path.join(ARGS.cache, f"c_{ARGS.project}_{regime}_{seed}")))
-            row = {}
-            for k, v in OUT.items():
-                row[k] = v if k.startswith("_") else measure(-v, pos)["auroc"]
-            res.setdefault(regime, []).append(row)
-            print(regime, seed, "eta*lambda", np.round(OUT["_eta_lambda"][:12], 2),
-                  {k: v for k, v in OUT.items() if k.startswith("_h ")}, file=sys.stderr, flush=True)
-            print({k: round(v, 3) for k, v in row.items() if not k.startswith("_")}, file=sys.stderr, flush=True)
+    for regime, seed, inputs, pos in noisy_runs(ARGS.project, ARGS.network, ARGS.regimes, ARGS.noise_seeds, ARGS.cache):
+        OUT.clear()
+        score(ScoreOptions(**inputs, ranking="projection-research", output=os.path.join(ARGS.cache, "s.csv"),
+                           cache_dir=os.path.join(ARGS.cache, f"c_{ARGS.project}_{ARGS.network}_{regime}_{seed}")))
+        row = {}
+        for k, v in OUT.items():
+            row[k] = v if k.startswith("_") else measure(-v, pos)["auroc"]
+        res.setdefault(regime, []).append(row)
+        if ARGS.lanczos_only:
+            print(regime, seed, "gap k", OUT["_gap_k"], "eta*lambda", np.round(OUT["_eta_lambda"][:12], 3),
+                  file=sys.stderr, flush=True)
+            continue
+        print(regime, seed, "gap k", OUT["_gap_k"], "eta*lambda", np.round(OUT["_eta_lambda"][:12], 2),
+              {k: v for k, v in OUT.items() if k.startswith("_h ")}, file=sys.stderr, flush=True)
+        print({k: round(v, 3) for k, v in row.items() if not k.startswith("_")}, file=sys.stderr, flush=True)
+    if ARGS.lanczos_only:
+        return
     names = [k for k in res[ARGS.regimes[0]][0] if not k.startswith("_")]
     lines = [f"{ARGS.project}: AUROC of the expected influence with the top {ARGS.top} Hessian directions "
              f"(Lanczos {ARGS.lanczos} on {ARGS.rows} rows) projected out (noise seeds "
@@ -190,9 +178,11 @@ def main():
     for r in ARGS.regimes:
         el = np.array([row["_eta_lambda"] for row in res[r]])
         lines.append(f"\n{r}: eta*lambda of the top directions (seed means): {np.round(el.mean(0), 2).tolist()}")
+        lines.append(f"{r}: outliers found by the gap rule {[row['_gap_k'] for row in res[r]]}")
         lines.append(f"{r}: DepthRule depths " + "; ".join(
             f"{k[3:]} {[row[k] for row in res[r]]}" for k in res[r][0] if k.startswith("_h ")))
-    publish(f"influence_projection_{ARGS.project}{ARGS.tag}", "\n".join(lines), res)
+    network = "" if ARGS.network == "sample" else f"_{ARGS.network}"
+    publish(f"influence_projection_{ARGS.project}{network}{ARGS.tag}", "\n".join(lines), res)
 
 
 if __name__ == "__main__":

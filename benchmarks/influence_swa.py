@@ -21,13 +21,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from mislabel import MODELS, flipped_rows, measure  # noqa: E402
-from regimes import regime_model  # noqa: E402
+from mislabel import MODELS, measure  # noqa: E402
+from regimes import noisy_runs  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
 from nnc_plugin.scores.registry import register  # noqa: E402
 from nnc_plugin.scores.expected_influence import ExpectedInfluence  # noqa: E402
+from heldout import NETWORKS  # noqa: E402
 from tables import publish  # noqa: E402
 
 OUT = {}
@@ -62,31 +63,27 @@ class AveragedInfluence(ExpectedInfluence):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--project", choices=sorted(MODELS), default="mnist")
+    p.add_argument("--network", choices=NETWORKS, default="sample")
     p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--regimes", nargs="+", default=["sgd", "momentum", "adam", "decay"])
     a = p.parse_args()
     quiet_nnabla()
-    data = os.path.join(ROOT, "sample_projects", a.project, "data")
     res = {}
     with tempfile.TemporaryDirectory() as wd:
-        for regime in a.regimes:
-            model = regime_model(os.path.join(ROOT, "sample_projects", a.project, MODELS[a.project]), regime, wd)
-            for seed in a.noise_seeds:
-                pos = flipped_rows(a.project, seed)
-                OUT.clear()
-                score(ScoreOptions(model=model, input_train=os.path.join(data, f"train_noisy_s{seed}.csv"),
-                                   input_val=os.path.join(data, "val.csv"), ranking="swa-research", mode="all",
-                                   output=os.path.join(wd, "s.csv"), cache_dir=os.path.join(wd, f"c_{regime}_{seed}")))
-                row = {k: measure(-v, pos)["auroc"] for k, v in OUT.items()}
-                res.setdefault(regime, []).append(row)
-                print(regime, seed, {k: round(v, 3) for k, v in row.items()}, file=sys.stderr, flush=True)
+        for regime, seed, inputs, pos in noisy_runs(a.project, a.network, a.regimes, a.noise_seeds, wd):
+            OUT.clear()
+            score(ScoreOptions(**inputs, ranking="swa-research", mode="all", output=os.path.join(wd, "s.csv"),
+                               cache_dir=os.path.join(wd, f"c_{regime}_{seed}")))
+            row = {k: measure(-v, pos)["auroc"] for k, v in OUT.items()}
+            res.setdefault(regime, []).append(row)
+            print(regime, seed, {k: round(v, 3) for k, v in row.items()}, file=sys.stderr, flush=True)
     lines = [f"{a.project}: AUROC of `influence` at the final parameters and at the traced epoch's mean "
              f"(noise seeds {', '.join(map(str, a.noise_seeds))}).", "",
              "| parameters | " + " | ".join(a.regimes) + " |", "|---|" + "---|" * len(a.regimes)]
     for k in ("final", "epoch mean"):
         cells = [f"{np.mean([r[k] for r in res[g]]):.3f} ± {np.std([r[k] for r in res[g]]):.3f}" for g in a.regimes]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    publish(f"influence_swa_{a.project}", "\n".join(lines), res)
+    publish(f"influence_swa_{a.project}" + ("" if a.network == "sample" else f"_{a.network}"), "\n".join(lines), res)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from nnc_plugin.evaluate import evaluate  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import EvaluateOptions, ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
+from heldout import NETWORKS, network_file  # noqa: E402
 from tables import publish  # noqa: E402
 
 REGIMES = ("sgd", "momentum", "adam", "decay")
@@ -52,9 +53,23 @@ def regime_model(model_file, regime, folder):
     return model_variant(model_file, folder, f"{regime}_", replace_solver)
 
 
+def noisy_runs(project, network, regimes, noise_seeds, folder):
+    """For every regime and noise seed: (regime, noise seed, the model file, training and validation CSVs as
+    ScoreOptions fields, the flipped rows). The research scripts' loop."""
+    data = os.path.join(ROOT, "sample_projects", project, "data")
+    for regime in regimes:
+        model = regime_model(network_file(project, network, folder), regime, folder)
+        for seed in noise_seeds:
+            inputs = dict(model=model, input_train=os.path.join(data, f"train_noisy_s{seed}.csv"),
+                          input_val=os.path.join(data, "val.csv"))
+            yield regime, seed, inputs, flipped_rows(project, seed)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--project", choices=sorted(MODELS), default="mnist")
+    parser.add_argument("--network", choices=NETWORKS, default="sample",
+                        help="sample: the project's own network; relu-mlp: a held-out ReLU MLP (heldout.py)")
     parser.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--retrain-seeds", type=int, default=3)
     parser.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
@@ -67,8 +82,7 @@ def main():
     detection, retraining = {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         for regime in args.regimes:
-            model = regime_model(os.path.join(ROOT, "sample_projects", args.project, MODELS[args.project]), regime,
-                                 workdir)
+            model = regime_model(network_file(args.project, args.network, workdir), regime, workdir)
             for noise_seed in args.noise_seeds:
                 positives = flipped_rows(args.project, noise_seed)
                 for ranking in args.rankings:
@@ -88,12 +102,13 @@ def main():
                                             rankings=args.rankings, seeds=args.retrain_seeds,
                                             output_dir=os.path.join(workdir, f"evaluate_{regime}")))
             retraining[regime] = rows
-    name = f"regimes_{args.project}" + (f"_{args.trials}trials" if args.trials > 1 else "")
+    name = f"regimes_{args.project}" + ("" if args.network == "sample" else f"_{args.network}") + (f"_{args.trials}trials" if args.trials > 1 else "")
     publish(name, table(args, detection, retraining), {"detection": detection, "retraining": retraining})
 
 
 def table(args, detection, retraining):
-    lines = [f"{args.project} sample, 10% of training labels flipped, {args.trials} trial(s). Detection: noise seeds "
+    network = "sample network" if args.network == "sample" else f"held-out {args.network}"
+    lines = [f"{args.project} ({network}), 10% of training labels flipped, {args.trials} trial(s). Detection: noise seeds "
              f"{', '.join(map(str, args.noise_seeds))}, mean ± s.d.; scoring seconds relative to sgd-influence's.", "",
              "| regime | ranking | AUROC | flipped in top 10% | scoring s | × sgd-influence |", "|---|---|---|---|---|---|"]
     for regime, by_ranking in detection.items():

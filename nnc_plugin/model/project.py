@@ -79,6 +79,13 @@ class Project:
     # Trainable parameters the model file gives no initializer: nnabla starts them at zero.
     uninitialized_parameters: List[str] = field(default_factory=list)
 
+    @property
+    def classes(self):
+        """The number of classes of the network's one softmax classification loss (None: no such loss, or
+        several)."""
+        counts = [c for c in self.label_ranges.values() if c]
+        return counts[0] if len(counts) == 1 and len(self.label_ranges) == 1 else None
+
     def trained_parameters(self, context="cpu"):
         """{parameter name: array} stored in the model file (what NNC trained), read by nnabla's own loader."""
         if not self.has_trained_parameters:

@@ -45,6 +45,7 @@ class PropagationSettings:
     reference: bool = False  # the per-sample reference path instead of the batched one
     title: str = "Scoring"
     u_growth: float = 1.0  # set by sgd_influence: the largest |u_t| / |u_T| met going back
+    keep_out: Optional[object] = None  # hessian_outliers.Outliers: directions u and the solver state are kept out of
 
 
 class BatchedDirectional:
@@ -231,7 +232,8 @@ class AdjointRecursion:
     influence of expected_influence.py).
 
     It holds u and mbar; `step_back(dataset, t)` computes step t's v, each of this process's rows' term
-    v . grad l_j / |B_t|, and moves u and mbar to before step t. `v` is the last step's v, `norm` |u| now,
+    v . grad l_j / |B_t|, and moves u and mbar to before step t (without their components along
+    `settings.keep_out`'s directions, when given). `v` is the last step's v, `norm` |u| now,
     `growth` the largest |u_t| / |u_T| so far."""
 
     def __init__(self, model, schedule, u, linearisation, settings):
@@ -242,7 +244,8 @@ class AdjointRecursion:
         largest = len(comm.share(np.arange(largest)))
         self.directional = PerSampleDirectional(model) if settings.reference else BatchedDirectional(
             model, batch_size=largest)
-        self.u = [np.asarray(a, dtype=np.float32) for a in u]
+        self.keep_out = settings.keep_out
+        self.u = [np.asarray(a, dtype=np.float32) for a in (self.keep_out.remove(u) if self.keep_out else u)]
         self.mbar = [np.zeros_like(a) for a in self.u]  # minus the validation loss's gradient w.r.t. the solver state
         self.start_norm = _norm(self.u)
         self.norm = self.start_norm
@@ -265,10 +268,14 @@ class AdjointRecursion:
         hvp = comm.sum_arrays(hvp)
         if not last:
             self.u = [a - h / len(indices) - self.weight_decay * d for a, h, d in zip(self.u, hvp, v)]
+            if self.keep_out:
+                self.u = self.keep_out.remove(self.u)
             self.norm = _norm(self.u)
             self.growth = max(self.growth, self.norm / self.start_norm if self.start_norm > 0 else 1.0)
         if linearisation.beta:
             self.mbar = [(linearisation.beta * qi).astype(np.float32) for qi in q]
+            if self.keep_out:
+                self.mbar = self.keep_out.remove(self.mbar)
         self.v = v
         return mine, scores / len(indices)
 

@@ -52,6 +52,11 @@ class Trial:
         return self.setup.project
 
     @property
+    def seed(self):
+        """This trial's seed (TrialSetup: the plan's seed + the trial's number)."""
+        return self.setup.plan.seed + self.number
+
+    @property
     def train_data(self):
         return self.setup.train_data
 

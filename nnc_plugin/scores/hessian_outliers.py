@@ -1,0 +1,143 @@
+"""The directions that mark the classes: a trained classifier's sharpest Hessian directions, when they stand
+apart from the rest.
+
+The Hessian of a trained C-class softmax classifier typically has C - 1 eigenvalues far above all the
+others (Papyan, "Measurements of three-level hierarchical structure in the outliers in the spectrum of
+deepnet Hessians", ICML 2019; "Traces of class/cross-class structure pervade deep learning spectra", JMLR
+2020). Those directions say which class a sample belongs to: every training row's gradient and the
+validation gradient have large components along them, whatever the row's label is worth. The expected
+SGD-influence (expected_influence.py) needs a long sum of the backward recursion to damp them (a damped
+inverse Hessian shrinks them by 1 / lambda); removing them does that at once, and what is left curves so
+little that a short sum suffices.
+
+`find_outliers` takes the top eigenvalues of the mean training-loss Hessian over OUTLIER_ROWS random
+training rows at the current parameters by Lanczos (2 C + 10 Hessian-vector products over those rows) and
+returns the top C - 1 directions when they stand apart: lambda_(C-1) / lambda_C >= GAP. Otherwise (no
+such gap, a binary or non-classification loss, more than MAX_CLASSES classes, or a network too large for
+the search's memory) it returns None and nothing is removed.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..log import Progress, info
+from .influence import BatchedDirectional, PerSampleDirectional
+
+OUTLIER_ROWS = 256  # training rows the Hessian is averaged over (128 gave visibly noisier spectra)
+GAP = 2.0  # the C - 1 directions stand apart when the smallest of their eigenvalues is GAP times the next
+MAX_CLASSES = 20  # beyond, the search (2 C + 10 Hessian-vector products) costs more than it is worth here
+MEMORY_LIMIT = 1 << 30  # bytes the Lanczos basis may take (float64); larger networks go without the search
+
+
+@dataclass
+class Outliers:
+    """Orthonormal directions (the columns of `vectors`, float64, one row per trainable value) and the
+    eigenvalues examined (largest first; the first `count` belong to the directions)."""
+    vectors: np.ndarray
+    values: np.ndarray
+
+    @property
+    def count(self):
+        return self.vectors.shape[1]
+
+    def remove(self, arrays):
+        """`arrays` (a list of parameter-shaped arrays) without their components along the directions."""
+        x = flatten(arrays)
+        return unflatten(x - self.vectors @ (self.vectors.T @ x), arrays)
+
+
+def flatten(arrays):
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+
+
+def unflatten(vector, like):
+    """`vector` cut into float32 arrays of the shapes of `like`."""
+    out, start = [], 0
+    for a in like:
+        size = int(np.prod(np.shape(a)))
+        out.append(vector[start:start + size].reshape(np.shape(a)).astype(np.float32))
+        start += size
+    return out
+
+
+def lanczos(hvp, dimension, steps, rng):
+    """(eigenvalues, largest first; their eigenvectors as the columns of a float64 array) of the symmetric
+    operator `hvp` (a function of a float64 vector), by `steps` Lanczos iterations with full
+    reorthogonalisation, started from a random vector of `rng`."""
+    basis = np.zeros((dimension, steps))
+    alpha, beta = np.zeros(steps), np.zeros(steps)
+    v = rng.standard_normal(dimension)
+    v /= np.linalg.norm(v)
+    taken = steps
+    for i in range(steps):
+        basis[:, i] = v
+        w = hvp(v)
+        alpha[i] = float(w @ v)
+        previous = basis[:, :i + 1]
+        for _ in range(2):  # twice: one pass leaves the basis visibly non-orthogonal after a few dozen steps
+            w -= previous @ (previous.T @ w)
+        beta[i] = float(np.linalg.norm(w))
+        if beta[i] <= 1e-10 * max(np.abs(alpha[:i + 1]).max(), 1e-30):  # the operator's range is exhausted
+            taken = i + 1
+            break
+        v = w / beta[i]
+    tridiagonal = np.diag(alpha[:taken]) + np.diag(beta[:taken - 1], 1) + np.diag(beta[:taken - 1], -1)
+    values, vectors = np.linalg.eigh(tridiagonal)
+    order = np.argsort(-values)
+    return values[order], basis[:, :taken] @ vectors[:, order]
+
+
+def lanczos_steps(classes):
+    return 2 * classes + 10
+
+
+def stands_apart(values, count):
+    """True when the `count` largest of `values` (largest first) stand apart from the next: a ratio >= GAP."""
+    return len(values) > count and values[count] > 0 and values[count - 1] >= GAP * values[count]
+
+
+def find_outliers(model, dataset, batch_size, classes, seed, reference=False):
+    """Return the `Outliers` (the top `classes` - 1 directions of the mean training-loss Hessian at the model's
+    parameters) when they stand apart from the rest, else None (module docstring).
+
+    `classes`: the number of classes of the network's classification loss (None: not one). `reference`: the
+    per-sample Hessian-vector products of influence.PerSampleDirectional. In a data-parallel run each
+    process takes its share of every minibatch of the rows and the products are summed, so every process
+    finds the same directions."""
+    if not classes or classes < 3 or classes > MAX_CLASSES:
+        return None
+    dimension = sum(int(np.prod(p.shape)) for p in model.parameters.values())
+    steps = min(lanczos_steps(classes), dimension)
+    if dimension * steps * 8 > MEMORY_LIMIT:
+        info(f"influence: the network has {dimension} trainable values, too many for the search for the "
+             "directions that mark the classes; going without it.")
+        return None
+    values, vectors = hessian_spectrum(model, dataset, batch_size, seed, steps, reference)
+    count = classes - 1
+    return Outliers(vectors[:, :count], values) if stands_apart(values, count) else None
+
+
+def hessian_spectrum(model, dataset, batch_size, seed, steps, reference=False):
+    """(the largest eigenvalues, their eigenvectors as columns) of the mean loss Hessian over OUTLIER_ROWS rows
+    of `dataset` drawn with `seed` (all rows when there are fewer), by `steps` Lanczos iterations."""
+    parameters = list(model.parameters.values())
+    like = [p.d for p in parameters]
+    dimension = sum(a.size for a in like)
+    rng = np.random.RandomState(seed)
+    rows = np.sort(rng.choice(len(dataset), size=min(OUTLIER_ROWS, len(dataset)), replace=False))
+    directional = PerSampleDirectional(model) if reference else BatchedDirectional(model, batch_size=batch_size)
+    comm = model.comm
+
+    with Progress("Looking for the directions that mark the classes", steps) as progress:
+        def hvp(vector):
+            direction = unflatten(vector, like)
+            total = [np.zeros(np.shape(a), dtype=np.float64) for a in like]
+            for start in range(0, len(rows), batch_size):
+                mine = comm.share(rows[start:start + batch_size])
+                if len(mine):
+                    for t, h in zip(total, directional(dataset, mine, direction)[1]):
+                        t += h
+            progress.advance(1)
+            return flatten(comm.sum_arrays(total)) / len(rows)
+
+        return lanczos(hvp, dimension, steps, rng)

@@ -1,0 +1,116 @@
+"""The directions that mark the classes (scores/hessian_outliers.py): Lanczos against numpy's eigensolver,
+the gap rule, the recursion kept out of the directions against an explicit numpy computation, and the
+group a trained classifier shows on real data."""
+import numpy as np
+
+from helpers import softmax_regression_project, subset_csv
+from nnc_plugin.options import ScoreOptions
+from nnc_plugin.pipeline import score
+from nnc_plugin.scores.expected_influence import PROJECTED_STEPS, expected_influence
+from nnc_plugin.scores.hessian_outliers import (GAP, Outliers, find_outliers, hessian_spectrum, lanczos,
+                                                stands_apart)
+from nnc_plugin.scores.influence import PropagationSettings, validation_gradient
+from oracle import gradient, hessian, load_numpy, theta_of
+
+
+def test_lanczos_finds_the_top_of_a_known_spectrum():
+    rng = np.random.RandomState(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((60, 60)))
+    spectrum = np.concatenate([[9.0, 7.0, 5.0], np.linspace(1.0, 0.0, 57)])  # three outliers over a bulk
+    matrix = basis @ np.diag(spectrum) @ basis.T
+    values, vectors = lanczos(lambda v: matrix @ v, 60, 30, np.random.RandomState(1))
+    np.testing.assert_allclose(values[:3], [9.0, 7.0, 5.0], rtol=1e-6)
+    for k in range(3):  # each found vector is the eigenvector (up to sign)
+        assert abs(vectors[:, k] @ basis[:, k]) > 1 - 1e-5
+
+
+def test_the_group_stands_apart_only_with_a_gap_after_it():
+    assert stands_apart(np.array([10.0, 9.0, 8.0, 1.0, 0.9]), 3)
+    assert not stands_apart(np.array([10.0, 9.0, 8.0, 1.0, 0.9]), 2)  # the gap is after the third, not the second
+    assert not stands_apart(np.array([10.0, 9.0, 8.0, 8.0 / (0.99 * GAP)]), 3)  # a ratio just below GAP
+    assert not stands_apart(np.array([10.0, 9.0]), 2)  # nothing after the group to compare with
+
+
+def _tiny_trial(tmp_path, digits):
+    train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
+    val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)
+    model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=3, batch_size=8)
+    run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
+                             output=str(tmp_path / "out.csv"), ranking="loss", seed=3))
+    return run.trials[0], train_csv, val_csv
+
+
+def test_hessian_spectrum_equals_numpy_eigenvalues(tmp_path, digits):
+    """Softmax regression on 40 rows (fewer than OUTLIER_ROWS: all of them): the largest eigenvalues found by
+    Lanczos through nnabla's double backward equal those of the explicit mean Hessian."""
+    trial, train_csv, _ = _tiny_trial(tmp_path, digits)
+    x_train, _ = load_numpy(train_csv)
+    theta = theta_of(trial.model)
+    explicit = np.mean([hessian(theta, x) for x in x_train], axis=0)
+    expected = np.sort(np.linalg.eigvalsh(explicit))[::-1]
+    # without a softmax loss of 3 classes or more there is no class structure to look for
+    for classes in (None, 2):
+        assert find_outliers(trial.model, trial.train_data, 8, classes, seed=0) is None
+    for reference in (False, True):
+        values, vectors = hessian_spectrum(trial.model, trial.train_data, 8, seed=0, steps=30, reference=reference)
+        np.testing.assert_allclose(values[:4], expected[:4], rtol=1e-3)
+        residual = explicit @ vectors[:, 0] - values[0] * vectors[:, 0]
+        assert np.linalg.norm(residual) < 1e-3 * values[0]
+
+
+def numpy_kept_out_influence(theta, schedule, x_train, y_train, x_val, y_val, q):
+    """The recursion of influence.py with explicit matrices (SGD, final parameters), u kept orthogonal to the
+    columns of q, v summed over the last PROJECTED_STEPS steps (all 15 here)."""
+    keep_out = lambda a: a - q @ (q.T @ a)  # noqa: E731
+    u = keep_out(np.mean([gradient(theta, x, y) for x, y in zip(x_val, y_val)], axis=0))
+    total = np.zeros_like(u)
+    for back in range(1, min(len(schedule), PROJECTED_STEPS) + 1):
+        batch, eta = schedule.step(len(schedule) - back)
+        total += eta * u
+        u = keep_out(u - eta / len(batch) * sum(hessian(theta, x_train[j]) for j in batch) @ u)
+    return np.array([total / len(x_train) @ gradient(theta, x, y) for x, y in zip(x_train, y_train)])
+
+
+def test_recursion_kept_out_of_the_directions_equals_explicit_formula(tmp_path, digits):
+    trial, train_csv, val_csv = _tiny_trial(tmp_path, digits)
+    x_train, y_train = load_numpy(train_csv)
+    x_val, y_val = load_numpy(val_csv)
+    theta = theta_of(trial.model)
+    explicit = np.mean([hessian(theta, x) for x in x_train], axis=0)
+    values, vectors = np.linalg.eigh(explicit)
+    q = vectors[:, ::-1][:, :3]  # the three sharpest directions
+    schedule = trial.schedule_back(PROJECTED_STEPS)
+    assert len(schedule) == 15  # all of training: 3 epochs of 5 steps
+    expected = numpy_kept_out_influence(theta, schedule, x_train, y_train, x_val, y_val, q)
+    u, _ = validation_gradient(trial.model, trial.val_data, 8)
+    for reference, tolerance in ((False, 1e-3), (True, 1e-4)):
+        settings = PropagationSettings(reference=reference, keep_out=Outliers(q, values[::-1]))
+        scores, depth = expected_influence(trial.model, trial.train_data, schedule, u,
+                                           trial.linearisation("final", schedule), settings)
+        assert depth.best == 15
+        scale = np.abs(expected).max()
+        assert scale > 1e-6
+        np.testing.assert_allclose(scores, expected, rtol=0, atol=tolerance * scale)
+    # the projection changes the answer: without it the scores differ by more than the tolerance
+    plain, _ = expected_influence(trial.model, trial.train_data, schedule, u, trial.linearisation("final", schedule))
+    assert np.abs(plain / np.abs(plain).max() - scores / np.abs(scores).max()).max() > 1e-2
+
+
+def test_a_trained_classifier_shows_one_direction_per_class_but_one(tmp_path, digits):
+    """The digits sample (10 classes, SGD at 0.1) on its noisy-label training CSV: its 9 largest eigenvalues
+    stand apart."""
+    noisy = digits["train"].replace("train.csv", "train_noisy_s0.csv")
+    run = score(ScoreOptions(model=digits["model"], input_train=noisy, output=str(tmp_path / "out.csv"),
+                             ranking="loss"))
+    trial = run.trials[0]
+    assert trial.project.classes == 10
+    outliers = find_outliers(trial.model, trial.train_data, trial.batch_size, trial.project.classes, seed=4)
+    assert outliers is not None and outliers.count == 9
+    assert outliers.values[8] >= GAP * outliers.values[9]
+    assert outliers.values[7] < GAP * outliers.values[8]  # within the group no such gap
+    # every direction is a unit vector, orthogonal to the others, and removing them removes them
+    np.testing.assert_allclose(outliers.vectors.T @ outliers.vectors, np.eye(9), atol=1e-6)
+    arrays = [np.random.RandomState(0).standard_normal(p.shape).astype(np.float32)
+              for p in trial.model.parameters.values()]
+    left = np.concatenate([a.ravel() for a in outliers.remove(arrays)])
+    assert np.abs(outliers.vectors.T @ left).max() < 1e-4 * np.linalg.norm(left)
