@@ -38,7 +38,7 @@ rates the model file's scheduler gave them.
 import numpy as np
 
 from ..log import Progress, info
-from .hessian_outliers import find_outliers
+from .hessian_outliers import find_outliers, search_cost
 from .influence import AdjointRecursion, PropagationSettings, directional_losses, validation_gradient
 from .registry import Ranking, ReportText, register
 
@@ -144,9 +144,12 @@ class ExpectedInfluence(Ranking):
     def score(self, trial):
         model = trial.model
         u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
-        outliers = find_outliers(model, trial.train_data, trial.batch_size, trial.project.classes, trial.seed + 4,
-                                 self.reference)
-        schedule = trial.schedule_back(PROJECTED_STEPS if outliers else MAX_STEPS)
+        schedule = trial.schedule_back(MAX_STEPS)
+        classes = trial.project.classes
+        # the search for the class directions, only where it costs no more than the longest recursion would
+        worth_it = 0 < search_cost(classes, len(trial.train_data)) <= len(schedule.indices)
+        outliers = (find_outliers(model, trial.train_data, trial.batch_size, classes, trial.seed + 4, self.reference)
+                    if worth_it else None)
         settings = PropagationSettings(weight_decay=trial.project.weight_decay, reference=self.reference,
                                        title=f"Scoring ({trial.title})", keep_out=outliers)
         scores, depth = expected_influence(model, trial.train_data, schedule, u,

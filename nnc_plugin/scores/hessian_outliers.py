@@ -14,7 +14,9 @@ little that a short sum suffices.
 training rows at the current parameters by Lanczos (2 C + 10 Hessian-vector products over those rows) and
 returns the top C - 1 directions when they stand apart: lambda_(C-1) / lambda_C >= GAP. Otherwise (no
 such gap, a binary or non-classification loss, more than MAX_CLASSES classes, or a network too large for
-the search's memory) it returns None and nothing is removed.
+the search's memory) it returns None and nothing is removed. The search is left out, too, where it would
+cost more than going back through every step the recursion may take (a small training set trained for a
+few epochs): the ranking compares `search_cost` with that.
 """
 from dataclasses import dataclass
 
@@ -91,6 +93,13 @@ def lanczos_steps(classes):
     return 2 * classes + 10
 
 
+def search_cost(classes, n_rows):
+    """Rows times Hessian-vector products the search takes (0 when there is nothing to look for)."""
+    if not classes or classes < 3 or classes > MAX_CLASSES:
+        return 0
+    return lanczos_steps(classes) * min(OUTLIER_ROWS, n_rows)
+
+
 def stands_apart(values, count):
     """True when the `count` largest of `values` (largest first) stand apart from the next: a ratio >= GAP."""
     return len(values) > count and values[count] > 0 and values[count - 1] >= GAP * values[count]
@@ -104,7 +113,7 @@ def find_outliers(model, dataset, batch_size, classes, seed, reference=False):
     per-sample Hessian-vector products of influence.PerSampleDirectional. In a data-parallel run each
     process takes its share of every minibatch of the rows and the products are summed, so every process
     finds the same directions."""
-    if not classes or classes < 3 or classes > MAX_CLASSES:
+    if not search_cost(classes, len(dataset)):
         return None
     dimension = sum(int(np.prod(p.shape)) for p in model.parameters.values())
     steps = min(lanczos_steps(classes), dimension)
