@@ -3,7 +3,8 @@ the gap rule, the recursion kept out of the directions against an explicit numpy
 group a trained classifier shows on real data."""
 import numpy as np
 
-from helpers import softmax_regression_project, subset_csv
+from helpers import binary_logistic_project, softmax_regression_project, subset_csv
+from nnc_plugin.model.project import load_project
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
 from nnc_plugin.scores.expected_influence import PROJECTED_STEPS, expected_influence
@@ -29,6 +30,11 @@ def test_the_group_stands_apart_only_with_a_gap_after_it():
     assert not stands_apart(np.array([10.0, 9.0, 8.0, 1.0, 0.9]), 2)  # the gap is after the third, not the second
     assert not stands_apart(np.array([10.0, 9.0, 8.0, 8.0 / (0.99 * GAP)]), 3)  # a ratio just below GAP
     assert not stands_apart(np.array([10.0, 9.0]), 2)  # nothing after the group to compare with
+
+
+def test_the_class_count_comes_from_the_softmax_loss(tmp_path):
+    assert load_project(softmax_regression_project(str(tmp_path))).classes == 10
+    assert load_project(binary_logistic_project(str(tmp_path))).classes is None  # a 0-to-1 target: no classes
 
 
 def _tiny_trial(tmp_path, digits):
