@@ -1,20 +1,23 @@
-"""Research: does projecting the sharpest Hessian directions out of the expected-influence recursion help?
-(issue 10's Lanczos candidate; docs/influence_research.md has the results: it wins on the digits MLP and
-loses on the MNIST CNN, so the package does not use it).
+"""Research: the expected-influence recursion with the sharpest Hessian directions projected out (issue 10's
+Lanczos candidate; docs/influence_research.md, last section). The package keeps the gated form
+(scores/hessian_outliers.py); this script measures it against the fixed-count forms it grew from.
 
-Usage:  .venv/bin/python benchmarks/influence_projection.py [--project mnist] [--noise-seeds 0 1 2]
-                                                             [--regimes sgd momentum] [--top 9 10 20]
-                                                             [--lanczos 50] [--rows 512]
+Usage:  .venv/bin/python benchmarks/influence_projection.py [--project mnist] [--network sample|relu-mlp]
+            [--noise-seeds 0 1 2] [--regimes sgd momentum] [--top 9 10 20] [--lanczos 30] [--rows 256]
+            [--projected-depth 64] [--lanczos-only]
 
 For each regime and noise seed the sample is trained once (cached under --cache). At the final parameters
 the top eigenvectors Q of the training loss's Hessian (on --rows random training rows) are found by
-Lanczos (--lanczos iterations, full reorthogonalisation). The expected-influence recursion of
-`--ranking influence` then goes back 256 steps: as the package does ("plain"), and, for each k of --top,
-with the validation gradient, u and the solver state projected onto the complement of Q's first k columns
-after every step ("top k out"), so that those directions neither grow nor count. The rows are scored at
-fixed depths and at the package's DepthRule depth. Cells: AUROC of the flipped labels (mean ± s.d. over
-the noise seeds). Also prints eta * lambda of Q (the last step's learning rate times each eigenvalue).
-Writes benchmarks/out/influence_projection_<project>.md and .json.
+Lanczos (--lanczos iterations). The expected-influence recursion of `--ranking influence` then goes back:
+as the package's depth rule alone does ("plain", up to 256 steps); for each k of --top, with the
+validation gradient, u and the solver state projected onto the complement of Q's first k columns after
+every step ("top k out"); and with k found by a gap rule (the largest ratio lambda_k / lambda_k+1 >= 2
+among the top 20, lambda_k >= 0.1 lambda_1; "gap out", the depth rule alone where none is found). The
+projected recursions go back --projected-depth steps. The rows are scored at fixed depths and at the
+depth rule's depth. Cells: AUROC of the flipped labels (mean ± s.d. over the noise seeds); also eta *
+lambda of the top directions (the last step's learning rate times each eigenvalue). --lanczos-only prints
+the spectra and the gap rule's counts, nothing else.
+Writes benchmarks/out/influence_projection_<project>[_<network>][<tag>].md and .json.
 """
 import argparse
 import os
