@@ -28,8 +28,8 @@ from regimes import noisy_runs  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
-from nnc_plugin.scores.registry import Ranking, register  # noqa: E402
-from nnc_plugin.scores.expected_influence import MAX_STEPS, DepthRule  # noqa: E402
+from nnc_plugin.scores.registry import register  # noqa: E402
+from nnc_plugin.scores.expected_influence import MAX_STEPS, DepthRule, ExpectedInfluence  # noqa: E402
 from nnc_plugin.scores.influence import (AdjointRecursion, PropagationSettings, directional_losses,  # noqa: E402
                                          validation_gradient)
 from tables import publish  # noqa: E402
@@ -68,11 +68,9 @@ def rule_horizons(norms, steps_per_epoch):
 
 
 @register
-class DepthResearch(Ranking):
-    """Goes back MAX_STEPS steps once, then scores the rows at every rule's depth (into OUT)."""
+class DepthResearch(ExpectedInfluence):
+    """`influence` going back MAX_STEPS steps once, then scoring the rows at every rule's depth (into OUT)."""
     name = "depth-research"
-    needs_validation = True
-    second_order = True
 
     def score(self, trial):
         model, data, schedule = trial.model, trial.train_data, trial.record.schedule

@@ -35,12 +35,13 @@ from regimes import noisy_runs  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
-from nnc_plugin.scores.registry import Ranking, register  # noqa: E402
-from nnc_plugin.scores.expected_influence import MAX_STEPS, DepthRule  # noqa: E402
+from nnc_plugin.scores.registry import register  # noqa: E402
+from nnc_plugin.scores.expected_influence import MAX_STEPS, DepthRule, ExpectedInfluence  # noqa: E402
 from nnc_plugin.scores.influence import (AdjointRecursion, BatchedDirectional, PropagationSettings,  # noqa: E402
-                                         directional_losses, validation_gradient, _norm)
+                                         directional_losses, validation_gradient)
 from heldout import NETWORKS  # noqa: E402
-from nnc_plugin.scores.hessian_outliers import flatten as flat, lanczos, unflatten as unflat  # noqa: E402
+from nnc_plugin.scores.hessian_outliers import (Outliers, flatten as flat, lanczos,  # noqa: E402
+                                                unflatten as unflat)
 from tables import publish  # noqa: E402
 
 OUT = {}
@@ -59,10 +60,9 @@ def outlier_count(values, gap=2.0, floor=0.1):
 
 
 @register
-class ProjectionResearch(Ranking):
+class ProjectionResearch(ExpectedInfluence):
+    """`influence` with the spectrum measured and several projections tried (into OUT)."""
     name = "projection-research"
-    needs_validation = True
-    second_order = True
 
     def score(self, trial):
         model, data = trial.model, trial.train_data
@@ -89,31 +89,20 @@ class ProjectionResearch(Ranking):
         OUT["_eta_lambda"] = (float(schedule.step(len(schedule) - 1)[1]) * values).tolist()
         if ARGS.lanczos_only:
             return np.zeros(N)
-        eta = float(schedule.step(len(schedule) - 1)[1])
-        OUT["_eta_lambda"] = (eta * values).tolist()
         g = flat(u)
 
         variants = {}
         for k in [0] + ARGS.top + ([("gap", gap_k)] if gap_k else []):
             name, k = k if isinstance(k, tuple) else (None, k)
-            Qk = Q[:, :k]
-
-            def project(arrays):
-                x = flat(arrays)
-                return unflat(x - Qk @ (Qk.T @ x), arrays)
-
-            recursion = AdjointRecursion(model, schedule, project(u) if k else u,
-                                         linearisation, PropagationSettings(weight_decay=wd))
+            keep_out = Outliers(Q[:, :k], values) if k else None
+            recursion = AdjointRecursion(model, schedule, u, linearisation,
+                                         PropagationSettings(weight_decay=wd, keep_out=keep_out))
             total = np.zeros(g.size)
             snaps, norms = [total.copy()], [recursion.norm]
             n = len(schedule)
             for back in range(1, min(n, MAX_STEPS if k == 0 else ARGS.projected_depth) + 1):
                 recursion.step_back(data, n - back)
                 total += flat(recursion.v) / N
-                if k:
-                    recursion.u = project(recursion.u)
-                    recursion.mbar = project(recursion.mbar)
-                    recursion.norm = _norm(recursion.u)
                 snaps.append(total.copy())
                 norms.append(recursion.norm)
             rule = DepthRule(norms[0])

@@ -53,4 +53,3 @@ class CheckpointInfluence(Ranking):
                 model.set_parameter_arrays(final)
                 progress.advance(1)
         return influence
-

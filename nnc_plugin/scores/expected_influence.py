@@ -27,10 +27,10 @@ C - 1 eigenvalues far above the rest (C classes; trained classifiers often have 
 the validation gradient and every row's gradient are dominated by those directions, which say which class a
 row is rather than what its label is worth. The deep sum above damps them slowly (it is why the MLP samples
 need 200 steps); here they are removed from u and the solver state at every step instead, and the sum
-covers the last PROJECTED_STEPS steps: with them gone, what is left curves so little that going further
-back changed the ranking by less than 0.01 AUROC in every measured training (docs/influence_research.md).
-Where no group stands apart (the MNIST CNN trained with SGD or Momentum), nothing is removed and the
-DepthRule decides.
+covers the last PROJECTED_STEPS steps: with them gone, what is left curves little, one step and sixteen
+rank alike, and going further back did not help on average in any setting measured
+(docs/influence_research.md). Where no group stands apart (the MNIST CNN trained with SGD, Momentum or a
+decaying rate), nothing is removed and the DepthRule decides.
 
 Steps before the traced epoch are drawn as training drew them (Trial.schedule_back), at the learning
 rates the model file's scheduler gave them.
@@ -56,6 +56,7 @@ class DepthRule:
     def __init__(self, start_norm):
         self.norms = [start_norm]  # |u| after 0, 1, 2, ... steps back
         self.best = 0  # steps back at the smallest |u| (0: none taken yet)
+        self.limit = MAX_STEPS  # the most steps it goes back
 
     def stop_after(self, norm):
         """Record |u| after one more step back; True when going further back is of no use."""
@@ -64,7 +65,7 @@ class DepthRule:
         finite = bool(np.isfinite(norm))
         if self.best == 0 or (finite and norm < self.norms[self.best]):
             self.best = back
-        if not finite or back >= MAX_STEPS:  # overflowed: what came before is all there is
+        if not finite or back >= self.limit:  # overflowed: what came before is all there is
             return True
         return back >= WINDOW and norm > KEEP_FALLING * self.norms[back - WINDOW]
 
@@ -84,12 +85,12 @@ class FixedDepth(DepthRule):
 
     def __init__(self, start_norm, steps):
         super().__init__(start_norm)
-        self.steps = steps
+        self.limit = steps
 
     def stop_after(self, norm):
         self.norms.append(norm)
         self.best = len(self.norms) - 1
-        return self.best >= self.steps or not np.isfinite(norm)
+        return self.best >= self.limit or not np.isfinite(norm)
 
 
 def expected_influence(model, dataset, schedule, u, linearisation, settings=None):
@@ -104,12 +105,9 @@ def expected_influence(model, dataset, schedule, u, linearisation, settings=None
     settings = settings or PropagationSettings()
     recursion = AdjointRecursion(model, schedule, u, linearisation, settings)
     total = [np.zeros(a.shape, dtype=np.float64) for a in recursion.u]
-    if settings.keep_out:
-        rule, most = FixedDepth(recursion.start_norm, PROJECTED_STEPS), PROJECTED_STEPS
-    else:
-        rule, most = DepthRule(recursion.start_norm), MAX_STEPS
+    rule = FixedDepth(recursion.start_norm, PROJECTED_STEPS) if settings.keep_out else DepthRule(recursion.start_norm)
     best_total = None
-    with Progress(settings.title, min(len(schedule), most)) as progress:
+    with Progress(settings.title, min(len(schedule), rule.limit)) as progress:
         for back in range(1, len(schedule) + 1):
             recursion.step_back(dataset, len(schedule) - back)
             for s, v in zip(total, recursion.v):  # v comes from u before this step: finite even if u overflowed now

@@ -9,7 +9,7 @@ Layout of `<cache-dir>/trial_<k>/`:
     final_factors.npz      adaptive solvers only: the solver's per-parameter step factors at the end
     untrained.npz          the parameter values the traced steps' gradients never reached (step_size.py)
     steps/params_<t>.h5    --mode all only: the parameters before each traced step
-    steps/checkpoint_<e>.h5  --ranking influence: the parameters at the end of epoch e (the last epochs)
+    steps/checkpoint_<e>.h5  --ranking tracin-cp: the parameters at the end of epoch e (the last epochs)
     steps/factors_<t>.npz  --mode all with an adaptive solver: step factors after each traced step
 
 `manifest.json` is written last, so a run killed half-way leaves a cache that is not reused
