@@ -88,3 +88,14 @@ def test_steps_before_the_traced_epoch_are_fresh_epochs_at_the_scheduled_rates(t
         np.testing.assert_array_equal(schedule.indices[-40:], traced.indices)  # the traced epoch last, as it was
     earlier = trial.schedule_back(6).indices[:40]
     assert not np.array_equal(earlier, traced.indices)  # a new order, not the traced one again
+
+
+def test_each_trial_draws_its_own_earlier_epochs(tmp_path, digits):
+    """-nt averages over the order of training: the epochs drawn before the traced one differ between trials."""
+    train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
+    model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=4, batch_size=16)
+    run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
+                             output=str(tmp_path / "out.csv"), ranking="influence", n_trials=2))
+    first, second = (trial.schedule_back(6).indices[:40] for trial in run.trials)
+    assert sorted(first) == sorted(second) == list(range(40))
+    assert not np.array_equal(first, second)

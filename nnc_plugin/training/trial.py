@@ -94,13 +94,14 @@ class Trial:
     def schedule_back(self, steps):
         """The steps to go back through: the traced ones, preceded, when they are fewer than `steps`, by whole
         earlier epochs (never more than training had), each a fresh random order of the training rows (training's
-        own orders of those epochs are not kept) at the learning rates the model file's scheduler gave them."""
+        own orders of those epochs are not kept) at the learning rates the model file's scheduler gave them. Each
+        trial draws its own orders (from its seed), so that averaging trials averages over them too."""
         traced, plan = self.record.schedule, self.setup.plan
         per_epoch = steps_per_epoch(len(self.train_data), plan.batch_size)
         earlier = min(-(-(steps - len(traced)) // per_epoch), plan.epochs - len(traced) // per_epoch)
         if earlier <= 0:
             return traced
-        rng = np.random.RandomState(plan.seed + 3)
+        rng = np.random.RandomState(self.seed + 3)
         first = (plan.epochs - len(traced) // per_epoch - earlier) * per_epoch  # the first added step's iteration
         batches = [batch for _ in range(earlier)
                    for batch in epoch_minibatches(rng, len(self.train_data), plan.batch_size, plan.shuffle)]
