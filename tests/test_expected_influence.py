@@ -1,5 +1,7 @@
 """--ranking influence (the expected SGD-influence over the order of training) against an explicit numpy
 computation of the same recursion and stopping rule, and the steps it goes back through."""
+import logging
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,21 @@ def test_each_trial_draws_its_own_earlier_epochs(tmp_path, digits):
     first, second = (trial.schedule_back(6).indices[:40] for trial in run.trials)
     assert sorted(first) == sorted(second) == list(range(40))
     assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("gamma, n_trials, noted", [(1.0, 1, True), (1.0, 2, False), (0.5, 1, False)])
+def test_a_constant_rate_with_one_trial_gets_the_advice_to_average_trials(tmp_path, digits, caplog, gamma, n_trials,
+                                                                         noted):
+    """At its full learning rate the final parameters are one draw of many (docs/evidence.md, section 4): the log
+    says so, and what to do, for one trial; not with several, nor where the rate decayed (0.5 per epoch)."""
+    train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
+    model = variant(softmax_regression_project(str(tmp_path), lr=0.5, epochs=4, batch_size=16),
+                    str(tmp_path / "schedule.nntxt"), {"gamma: 1": f"gamma: {gamma}"})
+    with caplog.at_level(logging.DEBUG, logger="nnabla"):
+        run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
+                                 output=str(tmp_path / "out.csv"), ranking="influence", n_trials=n_trials))
+    assert run.trials[0].ends_at_full_rate() == (gamma == 1.0)
+    advice = [r.getMessage() for r in caplog.records if "-nt 3" in r.getMessage()]
+    assert len(advice) == noted
+    if noted:
+        assert advice[0].startswith("Note: training ends at its full learning rate (0.5)")

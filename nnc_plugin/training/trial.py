@@ -91,6 +91,17 @@ class Trial:
         return step_size.linearisation(self.project.solver_name, self.project.solver_hyperparameters,
                                        lambda t: schedule.step(t)[1], self.step_factors(mode), iterations)
 
+    def ends_at_full_rate(self):
+        """True when training's last step ran at half or more of the largest learning rate the model file's
+        scheduler gives any epoch (a constant rate, say, as against one that decays)."""
+        plan, rates = self.setup.plan, self.record.schedule.learning_rates
+        if not len(rates):
+            return False
+        per_epoch = steps_per_epoch(len(self.train_data), plan.batch_size)
+        largest = max(float(self.project.scheduler.get_learning_rate(epoch * per_epoch + step))
+                      for epoch in range(plan.epochs) for step in (0, per_epoch - 1))
+        return float(rates[-1]) >= 0.5 * largest
+
     def schedule_back(self, steps):
         """The steps to go back through: the traced ones, preceded, when they are fewer than `steps`, by whole
         earlier epochs (never more than training had), each a fresh random order of the training rows (training's
