@@ -2,6 +2,7 @@
 
 Usage:  .venv/bin/python benchmarks/influence_depth.py [--project digits|mnist] [--noise-seeds 0 1 2]
                                                        [--regimes sgd momentum adam decay] [--trace 8]
+                                                       [--curvature hessian|gauss-newton]
 
 For each regime (benchmarks/regimes.py) and noise seed, the sample is trained once with --trace
 epochs traced; the expected-influence recursion (scores/expected_influence.py) goes back up to 256
@@ -10,6 +11,11 @@ sequence alone (no labels), and the rows are scored with the sum up to h. Cells:
 labels (mean ± s.d. over the noise seeds) and the depths picked. The first row is the package's rule
 (scores/expected_influence.DepthRule).
 
+--curvature gauss-newton replaces the Hessian in the recursion by the Gauss-Newton matrix at the logits,
+J^T (diag p - p p^T) J (the Fisher information of the softmax output; positive semi-definite, so the
+recursion cannot grow through negative curvature). It needs a Softmax layer right before the loss, as the
+sample networks have; written to influence_depth_<project>_gauss-newton.md.
+
 Prints the table and writes benchmarks/out/influence_depth_<project>.md and .json.
 """
 import argparse
@@ -17,6 +23,8 @@ import os
 import sys
 import tempfile
 
+import nnabla as nn
+import nnabla.functions as F
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,6 +43,51 @@ from nnc_plugin.scores.influence import (AdjointRecursion, PropagationSettings, 
 from tables import publish  # noqa: E402
 
 OUT = {}  # what the research ranking computed for the last run
+CURVATURE = "hessian"
+
+
+class GaussNewtonProducts:
+    """Stands in for BatchedDirectional in the recursion: (zeros, sum over the minibatch of J_j^T A_j J_j v),
+    with z the logits (the Softmax layer's input), J_j = dz_j / dtheta and A_j = diag(p_j) - p_j p_j^T the
+    softmax cross-entropy's curvature in z. J v comes from differentiating J^T w with respect to a dummy w."""
+
+    def __init__(self, model):
+        self.model, self.graphs = model, {}
+
+    def graph(self, size):
+        if size not in self.graphs:
+            loss = self.model.loss_graph(size, influence=True)
+            softmax = loss.prediction.parent
+            if softmax is None or softmax.info.type_name != "Softmax":
+                sys.exit("--curvature gauss-newton needs a Softmax layer before the loss")
+            logits = softmax.inputs[0]
+            parameters = list(self.model.parameters.values())
+            dummy = nn.Variable(logits.shape, need_grad=True)
+            transposed = nn.grad([F.sum(dummy * logits)], parameters)  # J^T w, linear in w
+            directions = [nn.Variable(p.shape) for p in parameters]
+            jacobian_v = nn.grad([F.add_n(*[F.sum(g * d) for g, d in zip(transposed, directions)])], [dummy])[0]
+            weights = nn.Variable(logits.shape)
+            self.graphs[size] = (loss, logits, dummy, directions, jacobian_v, weights, F.sum(logits * weights))
+        return self.graphs[size]
+
+    def __call__(self, dataset, indices, direction):
+        loss, logits, dummy, directions, jacobian_v, weights, pulled_back = self.graph(len(indices))
+        self.model.feed(loss, dataset, indices)
+        dummy.d = 0.0
+        for variable, values in zip(directions, direction):
+            variable.d = values
+        jacobian_v.forward(clear_no_need_grad=True)
+        jv = jacobian_v.d.astype(np.float64)
+        z = logits.d.astype(np.float64)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        weights.d = p * jv - p * (p * jv).sum(axis=1, keepdims=True)
+        parameters = list(self.model.parameters.values())
+        for q in parameters:
+            q.grad.zero()
+        pulled_back.forward(clear_no_need_grad=True)
+        pulled_back.backward(clear_buffer=True)
+        return np.zeros(len(indices)), [q.g.copy() for q in parameters]
 
 
 def rule_horizons(norms, steps_per_epoch):
@@ -62,7 +115,7 @@ def rule_horizons(norms, steps_per_epoch):
         rules[f"smallest |u|; W{W} {frac}"] = (best, k)
         rules[f"where W{W} {frac} stops"] = (k, k)
     rules["1 epoch"] = (steps_per_epoch, steps_per_epoch)
-    for h in (16, 32, 64, 128, 256):
+    for h in (4, 8, 16, 32, 64, 128, 256):
         rules[f"fixed {h}"] = (h, h)
     return rules
 
@@ -77,6 +130,8 @@ class DepthResearch(ExpectedInfluence):
         u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
         recursion = AdjointRecursion(model, schedule, u, trial.linearisation("final"),
                                      PropagationSettings(weight_decay=trial.project.weight_decay))
+        if CURVATURE == "gauss-newton":
+            recursion.directional = GaussNewtonProducts(model)
         N, n = len(data), len(schedule)
         total = [np.zeros(a.shape, dtype=np.float64) for a in u]
         snaps, norms = [[x.astype(np.float32) for x in total]], [recursion.norm]
@@ -105,7 +160,10 @@ def main():
     p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--regimes", nargs="+", default=["sgd", "momentum", "adam", "decay"])
     p.add_argument("--trace", type=int, default=8)
+    p.add_argument("--curvature", choices=("hessian", "gauss-newton"), default="hessian")
     a = p.parse_args()
+    global CURVATURE
+    CURVATURE = a.curvature
     quiet_nnabla()
     res = {}
     with tempfile.TemporaryDirectory() as wd:
@@ -124,8 +182,8 @@ def main():
             print(regime, seed, {k: round(v[0], 3) for k, v in row.items() if not k.startswith("_")}, file=sys.stderr,
                   flush=True)
     names = [k for k in res[a.regimes[0]][0] if not k.startswith("_")]
-    lines = [f"{a.project} sample, 10% of labels flipped; AUROC of the expected influence summed to the depth each rule "
-             f"picks (noise seeds {', '.join(map(str, a.noise_seeds))}; depths per seed in steps).", "",
+    lines = [f"{a.project} sample, 10% of labels flipped; AUROC of the expected influence ({a.curvature} in the "
+             f"recursion) summed to the depth each rule picks (noise seeds {', '.join(map(str, a.noise_seeds))}; depths per seed in steps).", "",
              "| rule | " + " | ".join(a.regimes) + " | worst |", "|---|" + "---|" * (len(a.regimes) + 1)]
     for k in names:
         cells, worst = [], 1.0
@@ -135,7 +193,8 @@ def main():
             cells.append(f"{x[:, 0].mean():.3f} ± {x[:, 0].std():.3f} (h {depths})")
             worst = min(worst, x[:, 0].mean())
         lines.append(f"| {k} | " + " | ".join(cells) + f" | {worst:.3f} |")
-    publish(f"influence_depth_{a.project}", "\n".join(lines), res)
+    suffix = "" if a.curvature == "hessian" else f"_{a.curvature}"
+    publish(f"influence_depth_{a.project}{suffix}", "\n".join(lines), res)
 
 if __name__ == "__main__":
     main()
