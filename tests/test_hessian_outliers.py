@@ -8,6 +8,7 @@ from nnc_plugin.model.project import load_project
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
 from nnc_plugin.scores.expected_influence import PROJECTED_STEPS, expected_influence
+from nnc_plugin.scores import hessian_outliers
 from nnc_plugin.scores.hessian_outliers import (GAP, Outliers, find_outliers, hessian_spectrum, lanczos,
                                                 stands_apart)
 from nnc_plugin.scores.influence import PropagationSettings, validation_gradient
@@ -23,6 +24,20 @@ def test_lanczos_finds_the_top_of_a_known_spectrum():
     np.testing.assert_allclose(values[:3], [9.0, 7.0, 5.0], rtol=1e-6)
     for k in range(3):  # each found vector is the eigenvector (up to sign)
         assert abs(vectors[:, k] @ basis[:, k]) > 1 - 1e-5
+
+
+def test_lanczos_gives_up_early_only_where_the_test_says_so():
+    rng = np.random.RandomState(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((60, 60)))
+    no_gap = basis @ np.diag(np.linspace(9.0, 0.0, 60)) @ basis.T
+    gap = basis @ np.diag(np.concatenate([[9.0, 7.0, 5.0], np.linspace(1.0, 0.0, 57)])) @ basis.T
+    give_up = (8, lambda values: not stands_apart(values, 3))
+    for matrix, products in ((no_gap, 8), (gap, 30)):
+        calls = []
+        values, vectors = lanczos(lambda v: calls.append(1) or matrix @ v, 60, 30, np.random.RandomState(1),
+                                  give_up)
+        assert len(calls) == products and vectors.shape == (60, products)
+    np.testing.assert_allclose(values[:3], [9.0, 7.0, 5.0], rtol=1e-6)  # the full search where it went on
 
 
 def test_the_group_stands_apart_only_with_a_gap_after_it():
@@ -112,6 +127,7 @@ def test_a_trained_classifier_shows_one_direction_per_class_but_one(tmp_path, di
     assert trial.project.classes == 10
     outliers = find_outliers(trial.model, trial.train_data, trial.batch_size, trial.project.classes, seed=4)
     assert outliers is not None and outliers.count == 9
+    assert len(outliers.values) == 30  # it went on past 2 C steps: the full 2 C + 10
     assert outliers.values[8] >= GAP * outliers.values[9]
     assert outliers.values[7] < GAP * outliers.values[8]  # within the group no such gap
     # every direction is a unit vector, orthogonal to the others, and removing them removes them
@@ -120,3 +136,19 @@ def test_a_trained_classifier_shows_one_direction_per_class_but_one(tmp_path, di
               for p in trial.model.parameters.values()]
     left = np.concatenate([a.ravel() for a in outliers.remove(arrays)])
     assert np.abs(outliers.vectors.T @ left).max() < 1e-4 * np.linalg.norm(left)
+
+
+def test_without_the_group_the_search_stops_at_twice_the_classes(tmp_path, digits, monkeypatch):
+    """The clean digits sample, whose 9th eigenvalue is not twice the 10th: the search stops after 2 C = 20
+    of its 2 C + 10 steps, and going on would have decided the same."""
+    run = score(ScoreOptions(model=digits["model"], input_train=digits["train"], output=str(tmp_path / "out.csv"),
+                             ranking="loss"))
+    trial = run.trials[0]
+    products = []
+    counted = hessian_outliers.lanczos
+    monkeypatch.setattr(hessian_outliers, "lanczos", lambda hvp, *args: counted(
+        lambda v: products.append(1) or hvp(v), *args))
+    assert find_outliers(trial.model, trial.train_data, trial.batch_size, 10, seed=4) is None
+    assert len(products) == 20
+    values, _ = hessian_spectrum(trial.model, trial.train_data, trial.batch_size, seed=4, steps=30)
+    assert len(values) == 30 and not stands_apart(values, 9)

@@ -12,7 +12,10 @@ little that a short sum suffices.
 
 `find_outliers` takes the top eigenvalues of the mean training-loss Hessian over OUTLIER_ROWS random
 training rows at the current parameters by Lanczos (2 C + 10 Hessian-vector products over those rows) and
-returns the top C - 1 directions when they stand apart: lambda_(C-1) / lambda_C >= GAP. Otherwise (no
+returns the top C - 1 directions when they stand apart: lambda_(C-1) / lambda_C >= GAP. Where they do not
+stand apart after 2 C steps already it stops there: on the 24 sample trainings measured
+(benchmarks/search_steps.py) the ratio only fell or stayed over the last 10 steps, so those steps never
+changed that decision. Otherwise (no
 such gap, a binary or non-classification loss, more than MAX_CLASSES classes, or a network too large for
 the search's memory) it returns None and nothing is removed. The search is left out, too, where it would
 cost more than going back through every step the recursion may take (a small training set trained for a
@@ -27,7 +30,7 @@ from .influence import BatchedDirectional, PerSampleDirectional
 
 OUTLIER_ROWS = 256  # training rows the Hessian is averaged over (128 gave visibly noisier spectra)
 GAP = 2.0  # the C - 1 directions stand apart when the smallest of their eigenvalues is GAP times the next
-MAX_CLASSES = 20  # beyond, the search (2 C + 10 Hessian-vector products) costs more than it is worth here
+MAX_CLASSES = 20  # beyond, the search (up to 2 C + 10 Hessian-vector products) costs more than it is worth here
 MEMORY_LIMIT = 1 << 30  # bytes the Lanczos basis may take (float64); larger networks go without the search
 
 
@@ -62,10 +65,11 @@ def unflatten(vector, like):
     return out
 
 
-def lanczos(hvp, dimension, steps, rng):
+def lanczos(hvp, dimension, steps, rng, give_up=None):
     """(eigenvalues, largest first; their eigenvectors as the columns of a float64 array) of the symmetric
     operator `hvp` (a function of a float64 vector), by `steps` Lanczos iterations with full
-    reorthogonalisation, started from a random vector of `rng`."""
+    reorthogonalisation, started from a random vector of `rng`. `give_up`, when given, is (k, test): after
+    k iterations it stops there if `test` of the eigenvalues found so far (largest first) is true."""
     basis = np.zeros((dimension, steps))
     alpha, beta = np.zeros(steps), np.zeros(steps)
     v = rng.standard_normal(dimension)
@@ -82,11 +86,20 @@ def lanczos(hvp, dimension, steps, rng):
         if beta[i] <= 1e-10 * max(np.abs(alpha[:i + 1]).max(), 1e-30):  # the operator's range is exhausted
             taken = i + 1
             break
+        if give_up and i + 1 == give_up[0]:
+            values = np.sort(np.linalg.eigvalsh(_tridiagonal(alpha, beta, i + 1)))[::-1]
+            if give_up[1](values):
+                taken = i + 1
+                break
         v = w / beta[i]
-    tridiagonal = np.diag(alpha[:taken]) + np.diag(beta[:taken - 1], 1) + np.diag(beta[:taken - 1], -1)
-    values, vectors = np.linalg.eigh(tridiagonal)
+    values, vectors = np.linalg.eigh(_tridiagonal(alpha, beta, taken))
     order = np.argsort(-values)
     return values[order], basis[:, :taken] @ vectors[:, order]
+
+
+def _tridiagonal(alpha, beta, size):
+    """The Lanczos matrix of the first `size` iterations."""
+    return np.diag(alpha[:size]) + np.diag(beta[:size - 1], 1) + np.diag(beta[:size - 1], -1)
 
 
 def lanczos_steps(classes):
@@ -121,32 +134,46 @@ def find_outliers(model, dataset, batch_size, classes, seed, reference=False):
         info(f"influence: the network has {dimension} trainable values, too many for the search for the "
              "directions that mark the classes; going without it.")
         return None
-    values, vectors = hessian_spectrum(model, dataset, batch_size, seed, steps, reference)
     count = classes - 1
+    early = (2 * classes, lambda values: not stands_apart(values, count))  # see the module docstring
+    values, vectors = _search(_mean_hessian(model, dataset, batch_size, seed, reference), steps, give_up=early)
     return Outliers(vectors[:, :count], values) if stands_apart(values, count) else None
 
 
 def hessian_spectrum(model, dataset, batch_size, seed, steps, reference=False):
     """(the largest eigenvalues, their eigenvectors as columns) of the mean loss Hessian over OUTLIER_ROWS rows
     of `dataset` drawn with `seed` (all rows when there are fewer), by `steps` Lanczos iterations."""
+    return _search(_mean_hessian(model, dataset, batch_size, seed, reference), steps)
+
+
+def _mean_hessian(model, dataset, batch_size, seed, reference):
+    """(the product of the mean loss Hessian over OUTLIER_ROWS rows drawn with `seed` and a float64 vector,
+    the number of trainable values, the random state that drew the rows, for Lanczos' start)."""
     parameters = list(model.parameters.values())
     like = [p.d for p in parameters]
-    dimension = sum(a.size for a in like)
     rng = np.random.RandomState(seed)
     rows = np.sort(rng.choice(len(dataset), size=min(OUTLIER_ROWS, len(dataset)), replace=False))
     directional = PerSampleDirectional(model) if reference else BatchedDirectional(model, batch_size=batch_size)
     comm = model.comm
 
-    with Progress("Looking for the directions that mark the classes", steps) as progress:
-        def hvp(vector):
-            direction = unflatten(vector, like)
-            total = [np.zeros(np.shape(a), dtype=np.float64) for a in like]
-            for start in range(0, len(rows), batch_size):
-                mine = comm.share(rows[start:start + batch_size])
-                if len(mine):
-                    for t, h in zip(total, directional(dataset, mine, direction)[1]):
-                        t += h
-            progress.advance(1)
-            return flatten(comm.sum_arrays(total)) / len(rows)
+    def hvp(vector):
+        direction = unflatten(vector, like)
+        total = [np.zeros(np.shape(a), dtype=np.float64) for a in like]
+        for start in range(0, len(rows), batch_size):
+            mine = comm.share(rows[start:start + batch_size])
+            if len(mine):
+                for t, h in zip(total, directional(dataset, mine, direction)[1]):
+                    t += h
+        return flatten(comm.sum_arrays(total)) / len(rows)
+    return hvp, sum(a.size for a in like), rng
 
-        return lanczos(hvp, dimension, steps, rng)
+
+def _search(operator, steps, give_up=None):
+    """Lanczos on `operator` (as _mean_hessian returns it), showing progress (`give_up`: as in `lanczos`)."""
+    hvp, dimension, rng = operator
+    with Progress("Looking for the directions that mark the classes", steps) as progress:
+        def counted(vector):
+            product = hvp(vector)
+            progress.advance(1)
+            return product
+        return lanczos(counted, dimension, steps, rng, give_up)
