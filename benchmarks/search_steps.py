@@ -1,7 +1,7 @@
 """Research: how many Lanczos steps the search for the class directions needs before its decision settles.
 
-Usage:  .venv/bin/python benchmarks/search_steps.py [--project mnist] [--noise-seeds 0 1 2]
-                                                    [--regimes sgd momentum adam decay]
+Usage:  .venv/bin/python benchmarks/search_steps.py [--project mnist] [--network sample|relu-mlp]
+                                                    [--noise-seeds 0 1 2] [--regimes sgd momentum adam decay]
 
 For each regime and noise seed the sample is trained once and the package's search runs on the rows and
 with the seed `influence` uses, for all of its 2 C + 10 steps (the package stops at 2 C where the group does
@@ -22,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from heldout import NETWORKS  # noqa: E402
 from regimes import noisy_runs  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
@@ -75,16 +76,17 @@ class SearchSteps(Ranking):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--project", choices=("digits", "mnist"), default="mnist")
+    p.add_argument("--network", choices=NETWORKS, default="sample")
     p.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--regimes", nargs="+", default=["sgd", "momentum", "adam", "decay"])
     a = p.parse_args()
     quiet_nnabla()
-    lines = [f"{a.project}: lambda_(C-1) / lambda_C of the search's Ritz values after k Lanczos steps.", "",
+    lines = [f"{a.project} ({a.network} network): lambda_(C-1) / lambda_C of the search's Ritz values after k Lanczos steps.", "",
              "| regime | noise seed | " + " | ".join(f"k = {k}" for k in STEPS_SHOWN) + " |",
              "|---|---|" + "---|" * len(STEPS_SHOWN)]
     res = {}
     with tempfile.TemporaryDirectory() as wd:
-        for regime, seed, inputs, _ in noisy_runs(a.project, "sample", a.regimes, a.noise_seeds, wd):
+        for regime, seed, inputs, _ in noisy_runs(a.project, a.network, a.regimes, a.noise_seeds, wd):
             run = score(ScoreOptions(**inputs, ranking=SearchSteps.name, output=os.path.join(wd, "s.csv"),
                                      cache_dir=os.path.join(wd, f"c_{regime}_{seed}")))
             ratios = ratios_by_step(run.trials[0].project.classes)
@@ -92,7 +94,8 @@ def main():
             lines.append(f"| {regime} | {seed} | " + " | ".join(f"{ratios.get(k, float('nan')):.2f}"
                                                                 for k in STEPS_SHOWN) + " |")
             print(lines[-1], file=sys.stderr, flush=True)
-    publish(f"search_steps_{a.project}", "\n".join(lines), res)
+    network = "" if a.network == "sample" else f"_{a.network}"
+    publish(f"search_steps_{a.project}{network}", "\n".join(lines), res)
 
 
 if __name__ == "__main__":
