@@ -14,7 +14,6 @@ Writes benchmarks/out/influence_checkpoints_<project>.md and .json.
 import argparse
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -22,11 +21,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from mislabel import MODELS, measure  # noqa: E402
-from regimes import noisy_runs  # noqa: E402
+from mislabel import MODELS  # noqa: E402
+from regimes import mean_sd_rows, research_aurocs  # noqa: E402
 from nnc_plugin.log import quiet_nnabla  # noqa: E402
-from nnc_plugin.options import ScoreOptions  # noqa: E402
-from nnc_plugin.pipeline import score  # noqa: E402
 from nnc_plugin.scores.checkpoints import CHECKPOINTS  # noqa: E402
 from nnc_plugin.scores.expected_influence import ExpectedInfluence  # noqa: E402
 from nnc_plugin.scores.registry import register  # noqa: E402
@@ -64,21 +61,11 @@ def main():
     p.add_argument("--regimes", nargs="+", default=["sgd", "momentum", "adam", "decay"])
     a = p.parse_args()
     quiet_nnabla()
-    res = {}
-    with tempfile.TemporaryDirectory() as wd:
-        for regime, seed, inputs, pos in noisy_runs(a.project, "sample", a.regimes, a.noise_seeds, wd):
-            OUT.clear()
-            score(ScoreOptions(**inputs, ranking=CheckpointAverage.name, output=os.path.join(wd, "s.csv"),
-                               cache_dir=os.path.join(wd, f"c_{regime}_{seed}")))
-            row = {k: measure(-v, pos)["auroc"] for k, v in OUT.items()}
-            res.setdefault(regime, []).append(row)
-            print(regime, seed, {k: round(v, 3) for k, v in row.items()}, file=sys.stderr, flush=True)
+    res = research_aurocs(a.project, "sample", a.regimes, a.noise_seeds, CheckpointAverage.name, OUT)
     lines = [f"{a.project}: AUROC of `influence` at the ends of the last {CHECKPOINTS} epochs of one training, and "
              f"averaged (noise seeds {', '.join(map(str, a.noise_seeds))}).", "",
              "| parameters | " + " | ".join(a.regimes) + " |", "|---|" + "---|" * len(a.regimes)]
-    for k in VARIANTS:
-        cells = [f"{np.mean([r[k] for r in res[g]]):.3f} ± {np.std([r[k] for r in res[g]]):.3f}" for g in a.regimes]
-        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += mean_sd_rows(res, a.regimes, VARIANTS)
     publish(f"influence_checkpoints_{a.project}", "\n".join(lines), res)
 
 

@@ -65,6 +65,29 @@ def noisy_runs(project, network, regimes, noise_seeds, folder):
             yield regime, seed, inputs, flipped_rows(project, seed)
 
 
+def research_aurocs(project, network, regimes, noise_seeds, ranking, variants, **options):
+    """Score every noisy run with the research `ranking`, which leaves each variant's scores in the dict
+    `variants`; return {regime: [{variant: AUROC of the flipped rows} for each noise seed]}. `options`: more
+    ScoreOptions fields."""
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for regime, seed, inputs, positives in noisy_runs(project, network, regimes, noise_seeds, folder):
+            variants.clear()
+            score(ScoreOptions(**inputs, ranking=ranking, output=os.path.join(folder, "s.csv"),
+                               cache_dir=os.path.join(folder, f"c_{regime}_{seed}"), **options))
+            row = {k: measure(-v, positives)["auroc"] for k, v in variants.items()}
+            results.setdefault(regime, []).append(row)
+            print(regime, seed, {k: round(v, 3) for k, v in row.items()}, file=sys.stderr, flush=True)
+    return results
+
+
+def mean_sd_rows(results, regimes, variants):
+    """Markdown table rows: for each variant, its AUROC's mean ± s.d. over the noise seeds in each regime."""
+    return [f"| {k} | " + " | ".join(f"{np.mean([r[k] for r in results[g]]):.3f} ± "
+                                      f"{np.std([r[k] for r in results[g]]):.3f}" for g in regimes) + " |"
+            for k in variants]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--project", choices=sorted(MODELS), default="mnist")
