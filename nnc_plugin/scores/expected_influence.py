@@ -165,8 +165,7 @@ class ExpectedInfluence(Ranking):
         if trial.setup.n_trials == 1 and not step_size.is_adaptive(trial.project.solver_name) \
                 and trial.ends_at_full_rate():
             rate = float(trial.record.schedule.learning_rates[-1])
-            info(f"Note: training ends at its full learning rate ({rate:g}), "
-                 "where its final parameters are one draw of where training wanders, and the influence ranking of "
-                 "one trial changes from draw to draw (on the MNIST sample AUROC 0.79-0.97 over eight draws with SGD, "
-                 "0.92-0.97 with Momentum); pass -nt 3 to average three trials (docs/evidence.md, section 4).")
+            info(f"Note: training ends at its full learning rate ({rate:g}), so its final parameters are one draw of "
+                 "where training wanders, and one trial's influence ranking varies from draw to draw (AUROC 0.79-0.97 "
+                 "on the MNIST sample); pass -nt 3 to average three trials (docs/evidence.md, section 4).")
         return scores
