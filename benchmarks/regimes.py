@@ -122,7 +122,7 @@ def main():
             rows = evaluate(EvaluateOptions(model=model, input_train=os.path.join(data, "train_noisy_s0.csv"),
                                             input_val=os.path.join(data, "val.csv"),
                                             input_test=os.path.join(data, "test.csv"), remove=["10%"],
-                                            rankings=args.rankings, seeds=args.retrain_seeds,
+                                            rankings=args.rankings, seeds=args.retrain_seeds, n_trials=args.trials,
                                             output_dir=os.path.join(workdir, f"evaluate_{regime}")))
             retraining[regime] = rows
     name = f"regimes_{args.project}" + ("" if args.network == "sample" else f"_{args.network}") + (f"_{args.trials}trials" if args.trials > 1 else "")
