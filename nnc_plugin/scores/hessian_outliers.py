@@ -12,14 +12,14 @@ little that a short sum suffices.
 
 `find_outliers` takes the top eigenvalues of the mean training-loss Hessian over OUTLIER_ROWS random
 training rows at the current parameters by Lanczos (2 C + 10 Hessian-vector products over those rows) and
-returns the top C - 1 directions when they stand apart: lambda_(C-1) / lambda_C >= GAP. Where they do not
-stand apart after 2 C steps already it stops there: in the 48 trainings measured (the two sample networks
-and two held-out ones, four regimes, three noise seeds; benchmarks/search_steps.py) the ratio only fell or
-stayed over the last 10 steps, so those steps never changed that decision. Otherwise (no
+returns the top C - 1 directions when they stand apart: lambda_(C-1) / lambda_C >= GAP. Otherwise (no
 such gap, a binary or non-classification loss, more than MAX_CLASSES classes, or a network too large for
-the search's memory) it returns None and nothing is removed. The search is left out, too, where it would
-cost more than going back through every step the recursion may take (a small training set trained for a
-few epochs): the ranking compares `search_cost` with that.
+the search's memory) it returns None and nothing is removed. Where the group does not stand apart after
+2 C steps already, the search stops there: in the 48 trainings measured (the two sample networks and two
+held-out ones, four regimes, three noise seeds; benchmarks/search_steps.py) the ratio only fell or stayed
+over the last 10 steps, so those steps never changed that decision. The search is left out, too, where
+it would cost more than going back through every step the recursion may take (a small training set trained
+for a few epochs): the ranking compares `search_cost` with that.
 """
 from dataclasses import dataclass
 
