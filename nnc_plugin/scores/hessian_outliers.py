@@ -107,7 +107,7 @@ def lanczos_steps(classes):
 
 
 def search_cost(classes, n_rows):
-    """Rows times Hessian-vector products the search takes (0 when there is nothing to look for)."""
+    """Rows times Hessian-vector products the search takes at most (0 when there is nothing to look for)."""
     if not classes or classes < 3 or classes > MAX_CLASSES:
         return 0
     return lanczos_steps(classes) * min(OUTLIER_ROWS, n_rows)
