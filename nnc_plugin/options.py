@@ -9,11 +9,12 @@ import argparse
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from .errors import UserError
 from .model.network import CONTEXTS
 from .scores import DEFAULT_RANKING, names as ranking_names
+from .training.trial import AUTO
 
 MODES = ("final", "all")
 STARTS = ("auto", "initial", "trained")
@@ -65,6 +66,33 @@ def ranking_help():
     return f"how to rank the rows: {listed} (text) default={DEFAULT_RANKING}"
 
 
+def trials_help():
+    """The help of -nt, with the rankings that -nt auto averages several trials for."""
+    from .scores import ranking_class
+    several = [f"{ranking_class(name).trials_at_full_rate} for the {name} ranking" for name in ranking_names()
+               if ranking_class(name).trials_at_full_rate > 1]
+    return ("number of trials (train + score with another seed), averaged; auto: " + ", ".join(several) +
+            " where SGD or Momentum training ends at its full learning rate and starts from trained parameters, "
+            "else 1 (int or auto) default=auto")
+
+
+def trial_count(text):
+    """-nt's value: AUTO, or a whole number (checked by `_check_trials`)."""
+    text = str(text).strip()
+    if text.lower() == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number of trials or 'auto', not '{text}'") from None
+
+
+def _check_trials(value):
+    if value != AUTO and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UserError("The number of trials (--n-trials) must be 'auto' or a whole number, 1 or more, "
+                        f"not {value!r}.")
+
+
 def _check_at_least_one(options, *names):
     for name in names:
         value = getattr(options, name)
@@ -101,8 +129,8 @@ class ScoreOptions:
                          help="path to output csv file (csv) default=influence.csv")
     ranking: str = option("-r", "--ranking", default=DEFAULT_RANKING, choices=ranking_names,
                           help=lambda: ranking_help())
-    n_trials: int = option("-nt", "--n-trials", "--n_trials", default=1, type=int,
-                           help="number of trials (train + score with another seed), averaged (int) default=1")
+    n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=trial_count,
+                                       help=trials_help)
     seed: int = option("-s", "--seed", default=0, type=int, help="random seed of the first trial (int) default=0")
     batch_size: Optional[int] = option("-bs", "--batch-size", "--batch_size", type=int,
                                        help="training batch size (int); if empty, the model's batch size")
@@ -130,9 +158,9 @@ class ScoreOptions:
         _check_choice("--ranking", self.ranking, ranking_names())
         _check_choice("--mode", self.mode, MODES)
         _check_choice("--start-from", self.start_from, STARTS)
-        for name in ("n_trials", "trace_epochs"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be 1 or more, not {getattr(self, name)}.")
+        _check_trials(self.n_trials)
+        if self.trace_epochs < 1:
+            raise UserError(f"--trace-epochs must be 1 or more, not {self.trace_epochs}.")
         _check_at_least_one(self, "epochs", "batch_size")
 
     @property
@@ -171,8 +199,9 @@ class EvaluateOptions:
     batch_size: Optional[int] = option("-bs", "--batch-size", "--batch_size", type=int,
                                        help="training batch size (int) default=the model's")
     mode: str = option("--mode", default="final", choices=MODES, help="mode of sgd-influence default=final")
-    n_trials: int = option("-nt", "--n-trials", "--n_trials", default=1, type=int,
-                           help="trials of each ranking's scoring (int) default=1")
+    n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=trial_count,
+                                       help="trials of each ranking's scoring, as score's -nt (int or auto) "
+                                            "default=auto")
     context: str = option("--context", default="cpu", choices=CONTEXTS, help="nnabla context default=cpu")
 
     def validate(self):
@@ -182,6 +211,7 @@ class EvaluateOptions:
                                 f"not '{ranking}'.")
         if self.seeds < 1:
             raise UserError(f"--seeds must be 1 or more, not {self.seeds}.")
+        _check_trials(self.n_trials)
 
 
 def scored_csv_input():

@@ -21,7 +21,7 @@ from .outputs.summary import run_summary, summary_path, trial_facts, write_summa
 from .scores.checks import check_differentiable
 from .training.cache import cache_folder, check_cache_folder
 from .training.trainer import TrainingPlan
-from .training.trial import TrialSetup, open_trial
+from .training.trial import AUTO, TrialSetup, open_trial, trial_count
 
 
 @dataclass
@@ -91,13 +91,7 @@ def _prepare(options, ranking, comm):
     val_path = _validation_path(options, ranking, project)
     for output in (options.output, summary_path(options.output)):
         check_writable(output, inputs=(train_path, val_path, project.path))
-    cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
-    check_cache_folder(cache_root, options.n_trials)
     check_differentiable(project, context=options.context, second_order=ranking.second_order)
-    if comm.size > 1 and project.influence_batch_statistics:
-        raise UserError(f"The network in {project.path} normalises with minibatch statistics, which sharing each "
-                        f"minibatch over {comm.size} processes would change; pass --n-trials {comm.size} (or more) "
-                        "to give each process whole trials instead, or run without mpiexec.")
 
     if project.eval_network_derived:
         info(f"Scoring with a copy of the network '{project.train_network}' in evaluation mode "
@@ -115,8 +109,28 @@ def _prepare(options, ranking, comm):
                         trace_epochs=options.trace_epochs, keep_step_parameters=ranking.keeps_step_parameters,
                         checkpoints=ranking.checkpoints,
                         first_epoch=max(epochs - options.trace_epochs, 0) if trained is not None else 0)
-    return TrialSetup(project, train_data, val_data, plan, options.n_trials, cache_root, options.context, trained,
-                      comm)
+    n_trials = trial_count(options.n_trials, ranking, project, plan, len(train_data), trained is not None)
+    if options.n_trials == AUTO and n_trials > 1:
+        retrained = f"epoch {epochs}" if plan.epochs_to_run == 1 else f"its last {plan.epochs_to_run} epochs"
+        info(f"Averaging {n_trials} trials (--n-trials auto): training ends at its full learning rate, where one "
+             f"trial's {ranking.name} ranking is one draw of where training wanders; each trial trains {retrained} "
+             f"again from the trained parameters, with its own seed. Pass -nt 1 for one trial: about {n_trials} "
+             "times faster, less reliable (docs/evidence.md, section 4).")
+    cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
+    check_cache_folder(cache_root, n_trials)
+    if _spreads_trials(comm, n_trials):
+        comm = parallel.SingleProcess()  # each process trains and scores whole trials
+    elif comm.size > 1 and project.influence_batch_statistics:
+        raise UserError(f"The network in {project.path} normalises with minibatch statistics, which sharing each "
+                        f"minibatch over {comm.size} processes would change; pass --n-trials {comm.size} (or more) "
+                        "to give each process whole trials instead, or run without mpiexec.")
+    return TrialSetup(project, train_data, val_data, plan, n_trials, cache_root, options.context, trained, comm)
+
+
+def _spreads_trials(comm, n_trials):
+    """True when the processes share out whole trials (as many trials as processes, or more), else each trial's
+    minibatches are shared out over them (data-parallel)."""
+    return comm.size > 1 and n_trials >= comm.size
 
 
 def _trained_start(options, project, epochs):
@@ -152,11 +166,11 @@ def score(options):
     options.validate()
     ranking = scores.create(options.ranking, mode=options.mode, reference=options.reference)
     comm = parallel.world()
-    spread = comm.size > 1 and options.n_trials >= comm.size  # else data-parallel (or one process)
-    setup = _prepare(options, ranking, parallel.SingleProcess() if spread else comm)
+    setup = _prepare(options, ranking, comm)
+    spread = _spreads_trials(comm, setup.n_trials)
     trials, measured = [], []  # measured: (trial number, scores, facts)
     with cache_folder(setup.cache_root):  # removed again if the run fails before caching anything
-        for number in range(comm.rank, options.n_trials, comm.size) if spread else range(options.n_trials):
+        for number in range(comm.rank, setup.n_trials, comm.size) if spread else range(setup.n_trials):
             trial = open_trial(setup, number)
             values, validation_loss, seconds = score_trial(trial, ranking)
             trials.append(trial)

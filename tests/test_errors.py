@@ -202,6 +202,13 @@ def test_model_without_max_epoch_asks_for_epochs_and_runs_with_them(tmp_path, pr
     cli("score", "-m", model, "-t", project["train"], "-v", project["val"], "-o", project["output"], "--epochs", "1")
 
 
+
+def test_trial_count_that_is_not_a_whole_number_or_auto(tmp_path, project, cli):
+    assert refused(cli, tmp_path, "-nt", "0", project=project) == \
+        "The number of trials (--n-trials) must be 'auto' or a whole number, 1 or more, not 0."
+    result = cli("score", "-m", project["model"], "-nt", "three", check=False, cwd=tmp_path)
+    assert result.returncode == 2 and "takes a whole number of trials or 'auto', not 'three'" in result.stderr
+
 # The dataset CSVs -------------------------------------------------------------------------------
 
 def _write(path, text):

@@ -115,7 +115,7 @@ def test_a_constant_rate_with_one_trial_gets_the_advice_to_average_trials(tmp_pa
         run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
                                  output=str(tmp_path / "out.csv"), ranking="influence", n_trials=n_trials))
     assert run.trials[0].ends_at_full_rate() == (gamma == 1.0)
-    advice = [r.getMessage() for r in caplog.records if "-nt 3" in r.getMessage()]
+    advice = [r.getMessage() for r in caplog.records if "-nt 6" in r.getMessage()]
     assert len(advice) == noted
     if noted:
         assert advice[0].startswith("Note: training ends at its full learning rate (0.5)")

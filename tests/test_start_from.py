@@ -1,12 +1,17 @@
 """--start-from trained: continue from the parameters NNC trained instead of training every epoch again."""
 import json
+import logging
 
 import numpy as np
+import pytest
 
-from helpers import softmax_regression_project, subset_csv, train_with_nnabla_cli
+from helpers import softmax_regression_project, subset_csv, train_with_nnabla_cli, variant
 from nnc_plugin.model.project import load_project
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
+from nnc_plugin.scores import create
+from nnc_plugin.training.trainer import TrainingPlan
+from nnc_plugin.training.trial import AUTO, trial_count
 from oracle import gradient, load_numpy, theta_of
 
 
@@ -48,3 +53,41 @@ def test_initial_start_retrains_every_epoch_and_trained_needs_parameters(tmp_pat
     assert result.returncode == 2
     assert "holds no trained parameters" in result.stderr and "--start-from initial" in result.stderr
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_auto_averages_six_trials_of_influence_where_one_trial_is_a_lottery(tmp_path, digits, caplog):
+    """-nt auto: from trained parameters, at SGD's full learning rate, `influence` averages 6 one-epoch trials
+    (docs/evidence.md, section 4), the same scores as -nt 6, and says so; -nt 1 gets one trial and the advice."""
+    nnp, train_csv, val_csv = _trained_project(tmp_path, digits)
+    runs = {}
+    for trials in ("auto", 6, 1):
+        with caplog.at_level(logging.DEBUG, logger="nnabla"):
+            caplog.clear()
+            runs[trials] = score(ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="influence",
+                                              n_trials=trials, output=str(tmp_path / f"out_{trials}.csv")))
+            said = " ".join(record.getMessage() for record in caplog.records)
+        assert ("Averaging 6 trials (--n-trials auto)" in said) == (trials == "auto")
+        assert ("pass -nt 6" in said) == (trials == 1)
+    assert runs["auto"].summary["n_trials"] == 6 and len(runs["auto"].trials) == 6
+    assert [t.seed for t in runs["auto"].trials] == [0, 1, 2, 3, 4, 5]
+    assert all(len(t.record.schedule) == 1 for t in runs["auto"].trials)  # each trains the last epoch only
+    np.testing.assert_array_equal(runs["auto"].scores, runs[6].scores)
+    assert runs[1].summary["n_trials"] == 1 and not np.allclose(runs[1].scores, runs[6].scores)
+
+
+@pytest.mark.parametrize("ranking, solver, gamma, trained, expected", [
+    ("influence", "Sgd", 1.0, True, 6),
+    ("influence", "Momentum", 1.0, True, 6),
+    ("influence", "Adam", 1.0, True, 1),  # one trial is within 0.01 of six there
+    ("influence", "Sgd", 0.5, True, 1),  # the rate has decayed: one draw is close to another
+    ("influence", "Sgd", 1.0, False, 1),  # every trial would train every epoch again: the log advises instead
+    ("loss-history", "Sgd", 1.0, True, 1),
+    ("sgd-influence", "Sgd", 1.0, True, 1),
+])
+def test_auto_trial_count(tmp_path, ranking, solver, gamma, trained, expected):
+    model = variant(softmax_regression_project(str(tmp_path), lr=0.1, epochs=4, batch_size=16, solver=solver),
+                    str(tmp_path / "schedule.nntxt"), {"gamma: 1": f"gamma: {gamma}"})
+    project = load_project(model)
+    plan = TrainingPlan(epochs=4, batch_size=16, seed=0, first_epoch=3 if trained else 0)
+    assert trial_count(AUTO, create(ranking), project, plan, 40, trained) == expected
+    assert trial_count(3, create(ranking), project, plan, 40, trained) == 3  # a number is taken as it is

@@ -58,7 +58,7 @@ def run_summary(options, setup, facts, processes=1):
         "trace_epochs": min(plan.trace_epochs, plan.epochs),
         "traced_steps": first["traced_steps"],
         "mode": options.mode,
-        "n_trials": options.n_trials,
+        "n_trials": setup.n_trials,
         "seed": options.seed,
         "solver": project.solver_name,
         "context": options.context,

@@ -23,6 +23,9 @@ from .cache import TrialCache, fingerprint, trial_key
 from .trainer import Schedule, TrainingPlan, TrainingRecord, epoch_minibatches, steps_per_epoch, train
 
 
+AUTO = "auto"  # --n-trials auto: let `trial_count` decide
+
+
 @dataclass
 class TrialSetup:
     """What every trial of a run shares; trial k uses the seed `plan.seed + k`."""
@@ -92,15 +95,8 @@ class Trial:
                                        lambda t: schedule.step(t)[1], self.step_factors(mode), iterations)
 
     def ends_at_full_rate(self):
-        """True when training's last step ran at half or more of the largest learning rate the model file's
-        scheduler gives any epoch (a constant rate, say, as against one that decays)."""
-        plan, rates = self.setup.plan, self.record.schedule.learning_rates
-        if not len(rates):
-            return False
-        per_epoch = steps_per_epoch(len(self.train_data), plan.batch_size)
-        largest = max(float(self.project.scheduler.get_learning_rate(epoch * per_epoch + step))
-                      for epoch in range(plan.epochs) for step in (0, per_epoch - 1))
-        return float(rates[-1]) >= 0.5 * largest
+        """True when training's last step ran at half or more of its schedule's largest learning rate."""
+        return ends_at_full_rate(self.project, self.setup.plan, len(self.train_data))
 
     def schedule_back(self, steps):
         """The steps to go back through: the traced ones, preceded, when they are fewer than `steps`, by whole
@@ -144,6 +140,29 @@ class Trial:
             info(f"The influence scores leave out {', '.join(whole)}: training never moved "
                  f"{'it' if len(whole) == 1 else 'them'} (a bias right before BatchNormalization, for example).")
         return lambda t: [c * masks[n] if n in masks else c for n, c in zip(names, factors(t))]
+
+
+def ends_at_full_rate(project, plan, n_rows):
+    """True when the last step of `plan` runs at half or more of the largest learning rate the model file's
+    scheduler gives any epoch (a constant rate, say, as against one that decays)."""
+    per_epoch = steps_per_epoch(n_rows, plan.batch_size)
+
+    def rate(iteration):
+        return float(project.scheduler.get_learning_rate(iteration))
+    largest = max(rate(epoch * per_epoch + step) for epoch in range(plan.epochs) for step in (0, per_epoch - 1))
+    return rate(plan.epochs * per_epoch - 1) >= 0.5 * largest
+
+
+def trial_count(requested, ranking, project, plan, n_rows, trained):
+    """How many trials to average: `requested`, or for AUTO the ranking's `trials_at_full_rate` where one trial is
+    one draw of where training wanders (SGD or Momentum ending at its full learning rate) and a trial is cheap
+    (it continues from the model file's trained parameters: `trained`), else 1."""
+    if requested != AUTO:
+        return requested
+    if trained and ranking.trials_at_full_rate > 1 and not step_size.is_adaptive(project.solver_name) \
+            and ends_at_full_rate(project, plan, n_rows):
+        return ranking.trials_at_full_rate
+    return 1
 
 
 def _key(setup, plan):
