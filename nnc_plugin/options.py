@@ -73,7 +73,7 @@ def trials_help():
                if ranking_class(name).trials_at_full_rate > 1]
     return ("number of trials (train + score with another seed), averaged; auto: " + ", ".join(several) +
             " where SGD or Momentum training ends at its full learning rate and starts from trained parameters, "
-            "else 1 (int or auto) default=auto")
+            "else 1; a whole number takes that many (text) default=auto")
 
 
 def trial_count(text):
@@ -200,8 +200,8 @@ class EvaluateOptions:
                                        help="training batch size (int) default=the model's")
     mode: str = option("--mode", default="final", choices=MODES, help="mode of sgd-influence default=final")
     n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=trial_count,
-                                       help="trials of each ranking's scoring, as score's -nt (int or auto) "
-                                            "default=auto")
+                                       help="trials of each ranking's scoring, a whole number or auto, as score's "
+                                            "-nt (text) default=auto")
     context: str = option("--context", default="cpu", choices=CONTEXTS, help="nnabla context default=cpu")
 
     def validate(self):

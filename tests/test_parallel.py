@@ -97,8 +97,8 @@ def test_a_killed_process_ends_the_run_without_output_and_a_rerun_succeeds(tmp_p
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
     stdout, stderr = run.communicate(timeout=120)
-    assert run.returncode != 0
-    assert "BAD TERMINATION" in stdout + stderr  # mpiexec says which process died, and how
+    # mpiexec's own words vary with timing (BAD TERMINATION, or the survivor's failed read from the dead process)
+    assert run.returncode != 0, stdout + stderr
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.csv.summary.json").exists()
     rerun = _score(2, *arguments)
     assert rerun.returncode == 0, rerun.stderr

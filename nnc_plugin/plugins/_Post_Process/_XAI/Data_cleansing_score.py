@@ -95,8 +95,8 @@ def _add_arguments_without_package(parser):
              f"derivative, for networks the other influence rankings refuse (text) default={DEFAULT_RANKING}")
     add("-nt", "--n-trials", "--n_trials", dest="n_trials", default="auto",
         help="number of trials (train + score with another seed), averaged; auto: 6 for the influence ranking where "
-             "SGD or Momentum training ends at its full learning rate and starts from trained parameters, else 1 "
-             "(int or auto) default=auto")
+             "SGD or Momentum training ends at its full learning rate and starts from trained parameters, else "
+             "1; a whole number takes that many (text) default=auto")
     add("-s", "--seed", type=int, default=0, help="random seed of the first trial (int) default=0")
     add("-bs", "--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
         help="training batch size (int); if empty, the model's batch size")
