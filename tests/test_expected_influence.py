@@ -58,7 +58,7 @@ def test_scores_equal_explicit_formula(tmp_path, digits, lr, stops_early, refere
     model = softmax_regression_project(str(tmp_path), lr=lr, epochs=3, batch_size=8)
     run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
                              output=str(tmp_path / "out" / "influence.csv"), ranking="influence", seed=3,
-                             reference=reference))
+                             reference=reference, n_trials=1))
     trial = run.trials[0]
     schedule = trial.schedule_back(MAX_STEPS)
     assert len(schedule) == 15  # the whole of training: 2 earlier epochs drawn again + the traced one
@@ -76,7 +76,7 @@ def test_steps_before_the_traced_epoch_are_fresh_epochs_at_the_scheduled_rates(t
     model = variant(softmax_regression_project(str(tmp_path), lr=0.5, epochs=4, batch_size=16),
                     str(tmp_path / "decaying.nntxt"), {"gamma: 1": "gamma: 0.9"})
     run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
-                             output=str(tmp_path / "out.csv"), ranking="influence"))
+                             output=str(tmp_path / "out.csv"), ranking="influence", n_trials=1))
     trial = run.trials[0]
     traced = trial.record.schedule
     assert len(traced) == 3  # one epoch of 40 rows at batch size 16: 16, 16, 8
@@ -115,7 +115,7 @@ def test_a_constant_rate_with_one_trial_gets_the_advice_to_average_trials(tmp_pa
         run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
                                  output=str(tmp_path / "out.csv"), ranking="influence", n_trials=n_trials))
     assert run.trials[0].ends_at_full_rate() == (gamma == 1.0)
-    advice = [r.getMessage() for r in caplog.records if "-nt 6" in r.getMessage()]
+    advice = [r.getMessage() for r in caplog.records if "-nt 3 averages three trainings" in r.getMessage()]
     assert len(advice) == noted
     if noted:
         assert advice[0].startswith("Note: training ends at its full learning rate (0.5)")

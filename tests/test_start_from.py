@@ -67,7 +67,7 @@ def test_auto_averages_six_trials_of_influence_where_one_trial_is_a_lottery(tmp_
                                               n_trials=trials, output=str(tmp_path / f"out_{trials}.csv")))
             said = " ".join(record.getMessage() for record in caplog.records)
         assert ("Averaging 6 trials (--n-trials auto)" in said) == (trials == "auto")
-        assert ("pass -nt 6" in said) == (trials == 1)
+        assert ("-nt auto, the default, averages 6 one-epoch trials here" in said) == (trials == 1)
     assert runs["auto"].summary["n_trials"] == 6 and len(runs["auto"].trials) == 6
     assert [t.seed for t in runs["auto"].trials] == [0, 1, 2, 3, 4, 5]
     assert all(len(t.record.schedule) == 1 for t in runs["auto"].trials)  # each trains the last epoch only
