@@ -107,7 +107,7 @@ def _prepare(options, ranking, comm):
     plan = TrainingPlan(epochs=epochs, batch_size=options.batch_size or project.batch_size,
                         seed=options.seed, shuffle=project.train_dataset.shuffle if project.train_dataset else True,
                         trace_epochs=options.trace_epochs, keep_step_parameters=ranking.keeps_step_parameters,
-                        checkpoints=ranking.checkpoints,
+                        checkpoints=ranking.checkpoints, snapshots=ranking.snapshots,
                         first_epoch=max(epochs - options.trace_epochs, 0) if trained is not None else 0)
     n_trials = trial_count(options.n_trials, ranking, project, plan, len(train_data), trained is not None)
     if options.n_trials == AUTO and n_trials > 1:

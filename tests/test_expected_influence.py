@@ -12,12 +12,14 @@ from nnc_plugin.scores.expected_influence import KEEP_FALLING, MAX_STEPS, WINDOW
 from oracle import gradient, hessian, load_numpy, theta_of
 
 
-def numpy_expected_influence(theta, schedule, x_train, y_train, x_val, y_val):
-    """The recursion of influence.py with explicit matrices (SGD, final parameters), v summed up to the step
-    where |u| was smallest; returns (scores, steps summed). (15 steps: fewer than WINDOW, so it goes back
-    through all of them.)"""
+def numpy_expected_influence(theta, schedule, x_train, y_train, x_val, y_val, snapshots=()):
+    """The recursion of influence.py with explicit matrices (SGD, final parameters), starting from the validation
+    gradient averaged over the final parameters and `snapshots` (earlier parameters of the last epoch), v summed
+    up to the step where |u| was smallest; returns (scores, steps summed). (15 steps: fewer than WINDOW, so it
+    goes back through all of them.)"""
     assert len(schedule) < WINDOW
-    u = np.mean([gradient(theta, x, y) for x, y in zip(x_val, y_val)], axis=0)
+    u = np.mean([np.mean([gradient(point, x, y) for x, y in zip(x_val, y_val)], axis=0)
+                 for point in [theta, *snapshots]], axis=0)
     total, best = np.zeros_like(u), None
     for back in range(1, len(schedule) + 1):
         batch, eta = schedule.step(len(schedule) - back)
@@ -27,6 +29,35 @@ def numpy_expected_influence(theta, schedule, x_train, y_train, x_val, y_val):
             best = (np.linalg.norm(u), total.copy(), back)
     direction = best[1] / len(x_train)
     return np.array([direction @ gradient(theta, x, y) for x, y in zip(x_train, y_train)]), best[2]
+
+
+def snapshot_thetas(trial):
+    """The parameters the trial's cache keeps at points of its last epoch, as numpy matrices."""
+    final, thetas = trial.model.parameter_arrays(), []
+    for k in range(trial.record.snapshots):
+        trial.cache.load_snapshot(k, trial.model)
+        thetas.append(theta_of(trial.model))
+    trial.model.set_parameter_arrays(final)
+    return thetas
+
+
+def test_snapshots_are_the_parameters_before_evenly_spaced_steps_of_the_last_epoch(tmp_path, digits):
+    """8 snapshots of an epoch of 20 steps: before steps 0, 2, 5, 7, 10, 12, 15, 17; each, trained on with the
+    recorded minibatches and learning rates from there (plain SGD in numpy), gives the final parameters."""
+    train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 160)
+    model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=2, batch_size=8)
+    run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
+                             output=str(tmp_path / "out.csv"), ranking="influence", n_trials=1))
+    trial = run.trials[0]
+    assert trial.record.snapshots == 8
+    x, y = load_numpy(train_csv)
+    final = theta_of(trial.model)
+    for start, theta in zip([0, 2, 5, 7, 10, 12, 15, 17], snapshot_thetas(trial)):
+        assert not np.allclose(theta, final)
+        for t in range(start, 20):
+            batch, eta = trial.record.schedule.step(t)
+            theta = theta - eta * np.mean([gradient(theta, x[j], y[j]) for j in batch], axis=0).reshape(theta.shape)
+        np.testing.assert_allclose(theta, final, rtol=0, atol=1e-5)
 
 
 def test_depth_rule_stops_once_the_recursion_stops_contracting():
@@ -64,7 +95,8 @@ def test_scores_equal_explicit_formula(tmp_path, digits, lr, stops_early, refere
     assert len(schedule) == 15  # the whole of training: 2 earlier epochs drawn again + the traced one
     x_train, y_train = load_numpy(train_csv)
     x_val, y_val = load_numpy(val_csv)
-    expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, x_train, y_train, x_val, y_val)
+    expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, x_train, y_train, x_val, y_val,
+                                               snapshot_thetas(trial))
     assert (steps < 15) == stops_early
     scale = np.abs(expected).max()
     assert scale > 1e-6  # the problem is not degenerate

@@ -55,30 +55,30 @@ def test_initial_start_retrains_every_epoch_and_trained_needs_parameters(tmp_pat
     assert not (tmp_path / "t.csv").exists()
 
 
-def test_auto_averages_six_trials_of_influence_where_one_trial_is_a_lottery(tmp_path, digits, caplog):
-    """-nt auto: from trained parameters, at SGD's full learning rate, `influence` averages 6 one-epoch trials
-    (docs/evidence.md, section 4), the same scores as -nt 6, and says so; -nt 1 gets one trial and the advice."""
+def test_auto_averages_three_trials_of_influence_where_one_trial_is_a_lottery(tmp_path, digits, caplog):
+    """-nt auto: from trained parameters, at SGD's full learning rate, `influence` averages 3 one-epoch trials
+    (docs/evidence.md, section 4), the same scores as -nt 3, and says so; -nt 1 gets one trial and the advice."""
     nnp, train_csv, val_csv = _trained_project(tmp_path, digits)
     runs = {}
-    for trials in ("auto", 6, 1):
+    for trials in ("auto", 3, 1):
         with caplog.at_level(logging.DEBUG, logger="nnabla"):
             caplog.clear()
             runs[trials] = score(ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="influence",
                                               n_trials=trials, output=str(tmp_path / f"out_{trials}.csv")))
             said = " ".join(record.getMessage() for record in caplog.records)
-        assert ("Averaging 6 trials (--n-trials auto)" in said) == (trials == "auto")
-        assert ("-nt auto, the default, averages 6 one-epoch trials here" in said) == (trials == 1)
-    assert runs["auto"].summary["n_trials"] == 6 and len(runs["auto"].trials) == 6
-    assert [t.seed for t in runs["auto"].trials] == [0, 1, 2, 3, 4, 5]
+        assert ("Averaging 3 trials (--n-trials auto)" in said) == (trials == "auto")
+        assert ("-nt auto, the default, averages 3 one-epoch trials here" in said) == (trials == 1)
+    assert runs["auto"].summary["n_trials"] == 3 and len(runs["auto"].trials) == 3
+    assert [t.seed for t in runs["auto"].trials] == [0, 1, 2]
     assert all(len(t.record.schedule) == 1 for t in runs["auto"].trials)  # each trains the last epoch only
-    np.testing.assert_array_equal(runs["auto"].scores, runs[6].scores)
-    assert runs[1].summary["n_trials"] == 1 and not np.allclose(runs[1].scores, runs[6].scores)
+    np.testing.assert_array_equal(runs["auto"].scores, runs[3].scores)
+    assert runs[1].summary["n_trials"] == 1 and not np.allclose(runs[1].scores, runs[3].scores)
 
 
 @pytest.mark.parametrize("ranking, solver, gamma, trained, expected", [
-    ("influence", "Sgd", 1.0, True, 6),
-    ("influence", "Momentum", 1.0, True, 6),
-    ("influence", "Adam", 1.0, True, 1),  # one trial is within 0.01 of six there
+    ("influence", "Sgd", 1.0, True, 3),
+    ("influence", "Momentum", 1.0, True, 3),
+    ("influence", "Adam", 1.0, True, 1),  # one trial is within 0.01 of three there
     ("influence", "Sgd", 0.5, True, 1),  # the rate has decayed: one draw is close to another
     ("influence", "Sgd", 1.0, False, 1),  # every trial would train every epoch again: the log advises instead
     ("loss-history", "Sgd", 1.0, True, 1),

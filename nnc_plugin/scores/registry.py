@@ -33,6 +33,7 @@ class Ranking:
     needs_validation = False  # the scores refer to the validation loss
     second_order = False  # needs second derivatives (nnabla's double backward) through the network
     checkpoints = 0  # needs the parameters at the end of the last this-many epochs
+    snapshots = 0  # needs the parameters at this many evenly spaced points of the last epoch
     trials_at_full_rate = 1  # trials `-nt auto` averages where one is a lottery (training.trial.trial_count)
     report = GENERIC_TEXT
 

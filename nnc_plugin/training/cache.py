@@ -10,6 +10,7 @@ Layout of `<cache-dir>/trial_<k>/`:
     untrained.npz          the parameter values the traced steps' gradients never reached (step_size.py)
     steps/params_<t>.h5    --mode all only: the parameters before each traced step
     steps/checkpoint_<e>.h5  --ranking tracin-cp: the parameters at the end of epoch e (the last epochs)
+    steps/snapshot_<k>.h5  --ranking influence: the parameters at the k-th of evenly spaced points of the last epoch
     steps/factors_<t>.npz  --mode all with an adaptive solver: step factors after each traced step
 
 `manifest.json` is written last, so a run killed half-way leaves a cache that is not reused
@@ -159,7 +160,7 @@ class TrialCache:
             save_arrays(self._path("final_factors.npz"), record.final_factors)
         self.finish(key, dict(details, epoch_seconds=record.epoch_seconds, final_loss=record.final_loss,
                               epoch_losses=record.epoch_losses, solver_steps=record.solver_steps,
-                              checkpoints=record.checkpoints))
+                              checkpoints=record.checkpoints, snapshots=record.snapshots))
 
     def load_training(self, model):
         """Put the cached final parameters into `model`; return the cached `TrainingRecord`."""
@@ -171,7 +172,8 @@ class TrialCache:
                                 epoch_losses=manifest["epoch_losses"], solver_steps=manifest["solver_steps"],
                                 checkpoints=[tuple(c) for c in manifest["checkpoints"]],
                                 loss_history=np.load(self._path("loss_history.npy")),
-                                untrained=load_arrays(self._path("untrained.npz")))
+                                untrained=load_arrays(self._path("untrained.npz")),
+                                snapshots=manifest.get("snapshots", 0))
         if os.path.isfile(self._path("final_factors.npz")):
             record.final_factors = load_arrays(self._path("final_factors.npz"))
         model.load_parameters(self._path("final.h5"))
@@ -197,6 +199,14 @@ class TrialCache:
 
     def load_checkpoint(self, epoch, model):
         model.load_parameters(self._step_path("checkpoint", epoch))
+
+    @_writes
+    def save_snapshot(self, k, model):
+        """The parameters at the k-th snapshot point of the last epoch (trainer.snapshot_positions)."""
+        model.save_parameters(self._step_path("snapshot", k))
+
+    def load_snapshot(self, k, model):
+        model.load_parameters(self._step_path("snapshot", k))
 
     def step_factors(self, t):
         return load_arrays(self._step_path("factors", t))

@@ -70,6 +70,7 @@ class TrainingPlan:
     first_epoch: int = 0  # > 0: the model already holds trained parameters; run only epochs first_epoch..epochs-1,
     #                       with the learning rates the schedule gives them
     checkpoints: int = 0  # keep the parameters at the end of the last this-many epochs (the last: the final ones)
+    snapshots: int = 0  # keep the parameters at this many evenly spaced points of the last epoch, before its end
 
     @property
     def epochs_to_run(self):
@@ -90,6 +91,7 @@ class TrainingRecord:
     loss_history: np.ndarray = None  # each sample's loss when trained on, averaged over the second half of the epochs
     untrained: Dict[str, np.ndarray] = field(default_factory=dict)  # step_size.untrained_elements of the traced steps
     final_factors: Optional[Dict[str, np.ndarray]] = None  # adaptive solvers: step_size.adaptive_factors at the end
+    snapshots: int = 0  # how many snapshots of the last epoch the cache keeps (TrainingPlan.snapshots)
 
     @property
     def train_seconds(self):
@@ -142,12 +144,16 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
         started = time.perf_counter()
         minibatches = epoch_minibatches(rng, n, batch_size, plan.shuffle)
         traced = epoch >= first_traced_epoch
+        snapshot_steps = snapshot_positions(plan.snapshots, per_epoch) if epoch == epochs - 1 else ()
         loss_sum = 0.0
         with Progress(f"Training epoch {epoch + 1}/{epochs}", per_epoch) as progress:
             for step, indices in enumerate(minibatches):
                 learning_rate = float(project.scheduler.get_learning_rate(iteration))
                 if traced and plan.keep_step_parameters:
                     cache.save_step_parameters(len(traced_rates), model)
+                if step in snapshot_steps:
+                    cache.save_snapshot(record.snapshots, model)
+                    record.snapshots += 1
                 weights = None if sample_weights is None else sample_weights[indices]
                 loss, rows, losses = _update(model, dataset, indices, learning_rate, weights,
                                              squared_gradients if traced else None)
@@ -183,6 +189,12 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
     history_sum = model.comm.sum_arrays([history_sum])[0]  # data-parallel: each process saw its share of the rows
     record.loss_history = (history_sum / max(epochs - first_history_epoch, 1)).astype(np.float32)
     return record
+
+
+def snapshot_positions(count, per_epoch):
+    """The steps of an epoch of `per_epoch` steps before which `count` evenly spaced snapshots are taken (the
+    first before step 0, at the end of the epoch before; fewer when the epoch has fewer steps)."""
+    return sorted({k * per_epoch // count for k in range(count)}) if count else []
 
 
 def _checkpoint(record, cache, model, epoch, learning_rate, final=False):

@@ -174,7 +174,8 @@ def _key(setup, plan):
         model, setup.train_data.arrays_digest(), plan.seed,
         {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
          "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
-         "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch, "checkpoints": plan.checkpoints})
+         "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch, "checkpoints": plan.checkpoints,
+         "snapshots": plan.snapshots})
 
 
 def _model(setup, seed):
