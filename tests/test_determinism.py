@@ -98,3 +98,11 @@ def test_random_layers_and_generators_are_reproducible_and_survive_the_cache(tmp
     reused, log = _score(cli, model, tmp_path / "a" / "influence.csv")
     assert "reusing the training cached" in log
     assert reused == fresh
+
+
+def test_influence_from_a_reused_cache_equals_the_fresh_run(tmp_path, digits, cli):
+    """The snapshots of the last epoch that `influence` averages over come back from the cache too."""
+    fresh, _ = _score(cli, digits["model"], tmp_path / "a" / "influence.csv", ranking="influence")
+    reused, log = _score(cli, digits["model"], tmp_path / "a" / "influence.csv", ranking="influence")
+    assert "reusing the training cached" in log
+    assert reused == fresh
