@@ -185,15 +185,18 @@ class ExpectedInfluence(Ranking):
                                        title=f"Scoring ({trial.title})", keep_out=outliers)
         scores, depth = expected_influence(model, trial.train_data, schedule, u,
                                            trial.linearisation("final", schedule), settings)
+        points = (f"{trial.record.snapshots + 1} points of the last epoch" if trial.record.snapshots
+                  else "the final parameters")
         if outliers:
-            info(f"influence ({trial.title}): left out the {outliers.count} directions in which the training loss "
-                 f"curves far more sharply than in any other (they mark the classes, not what a label is worth); "
-                 f"summed over the last {depth.best} training steps.")
+            info(f"influence ({trial.title}): on the validation loss averaged over {points}; left out the "
+                 f"{outliers.count} directions in which the training loss curves far more sharply than in any other "
+                 f"(they mark the classes, not what a label is worth); summed over the last {depth.best} training "
+                 "steps.")
         else:
             further = f"; it went back {depth.gone_back} steps to find that" if depth.gone_back > depth.best else ""
-            info(f"influence ({trial.title}): summed over the last {depth.best} training steps, where the "
-                 f"validation gradient traced back was smallest ({depth.shrink:.2g} of its size at the end)"
-                 f"{further}.")
+            info(f"influence ({trial.title}): on the validation loss averaged over {points}; summed over the last "
+                 f"{depth.best} training steps, where the validation gradient traced back was smallest "
+                 f"({depth.shrink:.2g} of its size at the end){further}.")
         if trial.setup.n_trials == 1 and not step_size.is_adaptive(trial.project.solver_name) \
                 and trial.ends_at_full_rate():
             rate = float(trial.record.schedule.learning_rates[-1])
