@@ -115,7 +115,8 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
         Epochs, batch size, seed, order and what to trace.
     cache : cache.TrialCache, optional
         Receives the parameters (and adaptive step factors) before every traced step when
-        `plan.keep_step_parameters`; nothing else is written during training.
+        `plan.keep_step_parameters`, at the epoch ends `plan.checkpoints` asks for, and at the last epoch's
+        `plan.snapshots`; nothing else is written during training.
     sample_weights : array or None
         Per-sample weights of the objective (None: all 1). A weight of 0 leaves a sample out of
         every step while keeping the minibatches and their size, which is the counterfactual
