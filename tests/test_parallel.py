@@ -67,7 +67,7 @@ def test_bad_input_stops_every_process_with_one_sentence(tmp_path, small_digits)
     result = _score(2, *arguments, "-o", tmp_path / "out.csv")
     assert result.returncode != 0
     sentences = [line for line in result.stderr.splitlines() if line.startswith("nnc-cleanse: error:")]
-    assert sentences == ["nnc-cleanse: error: --epochs must be 1 or more, not 0."]
+    assert sentences == ["nnc-cleanse: error: --epochs must be 1 or more, not 0."], result.stderr
     assert not (tmp_path / "out.csv").exists()
 
 
