@@ -76,7 +76,7 @@ def trials_help():
             "else 1; a whole number takes that many (text) default=auto")
 
 
-def trial_count(text):
+def parse_trial_count(text):
     """-nt's value: AUTO, or a whole number (checked by `_check_trials`)."""
     text = str(text).strip()
     if text.lower() == AUTO:
@@ -129,7 +129,7 @@ class ScoreOptions:
                          help="path to output csv file (csv) default=influence.csv")
     ranking: str = option("-r", "--ranking", default=DEFAULT_RANKING, choices=ranking_names,
                           help=lambda: ranking_help())
-    n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=trial_count,
+    n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=parse_trial_count,
                                        help=trials_help)
     seed: int = option("-s", "--seed", default=0, type=int, help="random seed of the first trial (int) default=0")
     batch_size: Optional[int] = option("-bs", "--batch-size", "--batch_size", type=int,
@@ -199,7 +199,7 @@ class EvaluateOptions:
     batch_size: Optional[int] = option("-bs", "--batch-size", "--batch_size", type=int,
                                        help="training batch size (int) default=the model's")
     mode: str = option("--mode", default="final", choices=MODES, help="mode of sgd-influence default=final")
-    n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=trial_count,
+    n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=parse_trial_count,
                                        help="trials of each ranking's scoring, a whole number or auto, as score's "
                                             "-nt (text) default=auto")
     context: str = option("--context", default="cpu", choices=CONTEXTS, help="nnabla context default=cpu")

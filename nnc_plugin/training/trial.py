@@ -94,9 +94,9 @@ class Trial:
         return step_size.linearisation(self.project.solver_name, self.project.solver_hyperparameters,
                                        lambda t: schedule.step(t)[1], self.step_factors(mode), iterations)
 
-    def ends_at_full_rate(self):
-        """True when training's last step ran at half or more of its schedule's largest learning rate."""
-        return ends_at_full_rate(self.project, self.setup.plan, len(self.train_data))
+    def one_trial_is_a_draw(self):
+        """True when this training's final parameters are one draw of where it wanders (`one_trial_is_a_draw`)."""
+        return one_trial_is_a_draw(self.project, self.setup.plan, len(self.train_data))
 
     def schedule_back(self, steps):
         """The steps to go back through: the traced ones, preceded, when they are fewer than `steps`, by whole
@@ -153,14 +153,19 @@ def ends_at_full_rate(project, plan, n_rows):
     return rate(plan.epochs * per_epoch - 1) >= 0.5 * largest
 
 
+def one_trial_is_a_draw(project, plan, n_rows):
+    """True where the final parameters are one draw of where training wanders: a solver without adaptive steps
+    (SGD, Momentum and kin) ending at its full learning rate (`ends_at_full_rate`)."""
+    return not step_size.is_adaptive(project.solver_name) and ends_at_full_rate(project, plan, n_rows)
+
+
 def trial_count(requested, ranking, project, plan, n_rows, trained):
     """How many trials to average: `requested`, or for AUTO the ranking's `trials_at_full_rate` where one trial is
-    one draw of where training wanders (SGD or Momentum ending at its full learning rate) and a trial is cheap
-    (it continues from the model file's trained parameters: `trained`), else 1."""
+    a draw (`one_trial_is_a_draw`) and a trial is cheap (it continues from the model file's trained parameters:
+    `trained`), else 1."""
     if requested != AUTO:
         return requested
-    if trained and ranking.trials_at_full_rate > 1 and not step_size.is_adaptive(project.solver_name) \
-            and ends_at_full_rate(project, plan, n_rows):
+    if trained and ranking.trials_at_full_rate > 1 and one_trial_is_a_draw(project, plan, n_rows):
         return ranking.trials_at_full_rate
     return 1
 
