@@ -11,15 +11,13 @@ SGD-influence traced over all epochs, in `--mode all` (exact, per-step parameter
 `--mode final` (storage-efficient), is compared with that truth by Kendall's tau and Pearson's r.
 The published anchor: Kendall tau about 0.75 (Hara, Nitanda, Maehara, NeurIPS 2019).
 
---model mlp is the digits sample's MLP; --model conv-bn its Convolution + BatchNormalization network.
-For conv-bn the table has a third variant, "final, running statistics": the traced steps
-differentiated with the scoring network (BatchNormalization with its running averages) instead of
-the network as trained (minibatch statistics), which is what the plugin does.
+--model mlp is the digits sample's MLP; --model conv-bn its Convolution + BatchNormalization network
+(research/evidence.md also has the variant the plugin does not use, the traced steps differentiated with
+the running statistics: measured with the script of commit 20437d9).
 
 Prints a table and writes benchmarks/out/fidelity[_conv-bn].md and .json.
 """
 import argparse
-import contextlib
 import csv
 import os
 import sys
@@ -34,12 +32,11 @@ sys.path.insert(0, ROOT)
 
 from nnc_plugin.data.dataset import read_dataset  # noqa: E402
 from nnc_plugin.errors import UserError  # noqa: E402
-from nnc_plugin.scores.influence import validation_gradient  # noqa: E402
+from nnc_plugin.scores.gradients import validation_gradient  # noqa: E402
 from nnc_plugin.log import Progress, quiet_nnabla  # noqa: E402
 from nnc_plugin.model.network import Model  # noqa: E402
 from nnc_plugin.options import ScoreOptions  # noqa: E402
 from nnc_plugin.pipeline import score  # noqa: E402
-from nnc_plugin.model import project as project_module  # noqa: E402
 from regimes import REGIMES, regime_model  # noqa: E402
 from tables import publish  # noqa: E402
 from nnc_plugin.model.project import load_project  # noqa: E402
@@ -105,21 +102,6 @@ def _number(value):
     return "overflow" if not np.isfinite(value) else f"{value:.3f}"
 
 
-@contextlib.contextmanager
-def influence_network_as_trained(as_trained):
-    """as_trained=False: make load_project pick the scoring network for the traced steps (the variant
-    the plugin does not use), to measure what differentiating the network as trained is worth."""
-    if as_trained:
-        yield
-        return
-    original = project_module._choose_influence_network
-    project_module._choose_influence_network = lambda proto, train_name, eval_name: (eval_name, False)
-    try:
-        yield
-    finally:
-        project_module._choose_influence_network = original
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
@@ -144,26 +126,21 @@ def main():
             model_file = regime_model(model_file, args.regime, workdir)
         project = load_project(model_file)
         train_data, val_data = read_dataset(train_csv), read_dataset(val_csv)
-        # (label, ranking, mode, network as trained)
-        variants = [("all", "sgd-influence", "all", True), ("final", "sgd-influence", "final", True)]
-        if project.influence_batch_statistics:
-            variants.append(("final, running statistics", "sgd-influence", "final", False))
-        variants.append(("influence (expected SGD-influence)", "influence", "final", True))
-        variants.append(("tracin-cp", "tracin-cp", "final", True))
+        variants = [("all", "sgd-influence", "all"), ("final", "sgd-influence", "final"),  # (label, ranking, mode)
+                    ("influence (expected SGD-influence)", "influence", "final"), ("tracin-cp", "tracin-cp", "final")]
         for seed in args.seeds:
             truth = true_effects(project, train_data, val_data, TrainingPlan(args.epochs, args.batch_size, seed))
             estimates = {}
-            for name, ranking, mode, as_trained in variants:
-                with influence_network_as_trained(as_trained):
-                    try:
-                        run = score(ScoreOptions(model=model_file, input_train=train_csv, input_val=val_csv,
-                                                 output=os.path.join(workdir, f"{mode}.csv"), ranking=ranking,
-                                                 mode=mode, seed=seed, epochs=args.epochs, batch_size=args.batch_size,
-                                                 trace_epochs=args.epochs,
-                                                 cache_dir=os.path.join(workdir, f"cache_{ranking}_{mode}")))
-                        estimates[name] = run.scores
-                    except UserError:  # the scores overflowed: no correlation to report
-                        estimates[name] = np.full(len(truth), np.nan)
+            for name, ranking, mode in variants:
+                try:
+                    run = score(ScoreOptions(model=model_file, input_train=train_csv, input_val=val_csv,
+                                             output=os.path.join(workdir, f"{mode}.csv"), ranking=ranking,
+                                             mode=mode, seed=seed, epochs=args.epochs, batch_size=args.batch_size,
+                                             trace_epochs=args.epochs,
+                                             cache_dir=os.path.join(workdir, f"cache_{ranking}_{mode}")))
+                    estimates[name] = run.scores
+                except UserError:  # the scores overflowed: no correlation to report
+                    estimates[name] = np.full(len(truth), np.nan)
             truths.append(truth)
             all_estimates.append(estimates)
             for mode, estimate in estimates.items():
@@ -180,7 +157,7 @@ def main():
              "all epochs traced, fixed minibatch order.", "",
              "| seed | mode | Kendall tau | Pearson r |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    for mode, _, _, _ in variants:
+    for mode, _, _ in variants:
         taus = [r["kendall_tau"] for r in raw if r["mode"] == mode]
         pearsons = [r["pearson_r"] for r in raw if r["mode"] == mode]
         finite = [t for t in taus if np.isfinite(t)]

@@ -119,10 +119,10 @@ def main():
                     print(f"{regime}, noise seed {noise_seed}, {ranking}: {row}", file=sys.stderr, flush=True)
             if args.detection_only:
                 continue
-            rows = evaluate(EvaluateOptions(model=model, input_train=os.path.join(data, "train_noisy_s0.csv"),
-                                            input_val=os.path.join(data, "val.csv"),
-                                            input_test=os.path.join(data, "test.csv"), remove=["10%"],
-                                            rankings=args.rankings, seeds=args.retrain_seeds, n_trials=args.trials,
+            scoring = ScoreOptions(model=model, input_train=os.path.join(data, "train_noisy_s0.csv"),
+                                   input_val=os.path.join(data, "val.csv"), n_trials=args.trials)
+            rows = evaluate(EvaluateOptions(scoring=scoring, input_test=os.path.join(data, "test.csv"), remove=["10%"],
+                                            rankings=args.rankings, seeds=args.retrain_seeds,
                                             output_dir=os.path.join(workdir, f"evaluate_{regime}")))
             retraining[regime] = rows
     name = f"regimes_{args.project}" + ("" if args.network == "sample" else f"_{args.network}") + (f"_{args.trials}trials" if args.trials > 1 else "")

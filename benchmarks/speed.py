@@ -92,27 +92,29 @@ def child(args):
         again = score(replace(options, ranking="influence", output=os.path.join(folder, "expected.csv")))
         result["influence_score_seconds"] = again.summary["score_seconds"]
     if args.reference_steps:
-        result.update(reference_timing(options, run, args.reference_steps, np))
+        result.update(reference_timing(options, args.reference_steps, np))
     print("RESULT " + json.dumps(result))
 
 
-def reference_timing(options, run, steps, np):
+def reference_timing(options, steps, np):
     """Seconds per traced epoch of each way to do one scoring step, timed on the last `steps` traced
     steps (same minibatches, same direction) and scaled to all traced steps."""
-    from step_costs import hessian_only
+    from step_costs import hessian_only, published_step
     from nnc_plugin.data.dataset import read_dataset
-    from nnc_plugin.scores.influence import BatchedDirectional, PerSampleDirectional, validation_gradient
     from nnc_plugin.model.project import load_project
+    from nnc_plugin.pipeline import prepare
+    from nnc_plugin.scores.gradients import BatchedDirectional, PerSampleDirectional, validation_gradient
+    from nnc_plugin.training.trial import open_trial
     project = load_project(options.model)
     data = read_dataset(options.input_train)
-    model = run.trials[0].model  # at the final parameters
-    schedule = run.trials[0].record.schedule
+    trial = open_trial(prepare(options).setup, 0)  # the run's training, from its cache
+    model, schedule = trial.model, trial.record.schedule  # at the final parameters
     u, _ = validation_gradient(model, read_dataset(options.input_val), project.batch_size)
 
     ways = {"batched": BatchedDirectional(model, batch_size=project.batch_size),
             "hessian_only": hessian_only(model, project.batch_size),
             "reference": PerSampleDirectional(model),
-            "published": PerSampleDirectional(model, minibatch_hessian=True)}
+            "published": published_step(model, project.batch_size)}
     timed = list(range(len(schedule) - steps - 1, len(schedule) - 1))  # full-size steps (the last may be short)
     result = {"reference_steps_measured": steps}
     for name, way in ways.items():

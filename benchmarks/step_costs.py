@@ -70,6 +70,27 @@ def hessian_only(model, size, fast_rules=True):
     return step
 
 
+def published_step(model, size):
+    """Return step(dataset, indices, direction): a scoring step the way the published reference implementation
+    does it, one backward pass per row for the inner products and one double backward of the whole minibatch
+    (nnabla's own rules) for the Hessian-vector product."""
+    import numpy as np
+    parameters = list(model.parameters.values())
+    single = model.loss_graph(1, train=False)
+    hvp = hessian_only(model, size, fast_rules=False)
+
+    def step(dataset, indices, direction):
+        for row in indices:
+            model.feed(single, dataset, np.array([row]))
+            for p in parameters:
+                p.grad.zero()
+            single.mean_loss.forward(clear_no_need_grad=True)
+            single.mean_loss.backward(clear_buffer=True)
+            sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction))
+        hvp(dataset, indices, direction)
+    return step
+
+
 def gradient_difference(model, size):
     """Return step(dataset, indices, direction, epsilon=1e-3): the minibatch Hessian-vector product by a central
     difference of two gradients (a candidate for a cheaper recursion step; see the module docstring)."""
@@ -107,7 +128,7 @@ def main():
 
     from nnc_plugin.log import quiet_nnabla  # first: quiets nnabla's start-up chatter
     from nnc_plugin.data.dataset import read_dataset
-    from nnc_plugin.scores.influence import BatchedDirectional, PerSampleDirectional
+    from nnc_plugin.scores.gradients import BatchedDirectional, PerSampleDirectional
     from nnc_plugin.model.network import Model
     from nnc_plugin.model.project import load_project
     quiet_nnabla()
@@ -144,7 +165,7 @@ def main():
     batched = BatchedDirectional(model, batch_size=size)
     fast_hvp, nnabla_hvp = hessian_only(model, size, True), hessian_only(model, size, False)
     difference = gradient_difference(model, size)
-    published = PerSampleDirectional(model, minibatch_hessian=True)
+    published = published_step(model, size)
     reference = PerSampleDirectional(model)
     pieces = [("training step", training_step, args.repeats),
               ("batched scoring step (default)", lambda: batched(data, rows, direction), args.repeats),

@@ -21,14 +21,13 @@ from . import parallel
 from .data.checks import check_dataset
 from .data.dataset import read_dataset
 from .errors import UserError
-from .files import write_atomically
+from .files import write_atomically, write_csv_atomically
 from .log import info
 from .model.network import Model
 from .model.project import load_project
-from .options import ScoreOptions
 from .outputs.cleanse import Amount
-from .outputs.output import harmful_order, write_csv_atomically
-from .pipeline import score
+from .outputs.scored_csv import harmful_order
+from .pipeline import dataset_path, score
 from .training.trainer import TrainingPlan, train
 
 RANDOM = "random"
@@ -110,50 +109,29 @@ def plot(summary, path, title):
     os.replace(temporary, path)
 
 
-def evaluate(options):
-    """Run the remove-and-retrain comparison; return the summary rows (files are written to output_dir).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from nnc_plugin.evaluate import evaluate
-    >>> from nnc_plugin.options import EvaluateOptions
-    >>> rows = evaluate(EvaluateOptions(model="sample_projects/digits/digits_mlp.nntxt",
-    ...                                 input_train="sample_projects/digits/data/train_noisy_s0.csv",
-    ...                                 input_test="sample_projects/digits/data/test.csv", remove=["10%"],
-    ...                                 rankings=["loss-history"], seeds=1, epochs=2, output_dir=tempfile.mkdtemp()))
-    >>> [(row["k"], row["ranking"]) for row in rows]  # rows removed, and by what
-    [(0, 'none'), (100, 'loss-history'), (100, 'random')]
-    """
-    options.validate()
-    project = load_project(options.model, context=options.context)
-    normalize = project.train_dataset.normalize if project.train_dataset else True
-    train_data = read_dataset(options.input_train, normalize=normalize)
-    test_data = read_dataset(options.input_test, normalize=normalize)
-    check_dataset(project, train_data)
-    check_dataset(project, test_data)
-    if os.path.abspath(options.input_test) == os.path.abspath(options.input_train):
-        raise UserError("The test CSV is the training CSV; evaluate on rows that took no part in training or scoring.")
-    counts = parse_counts(options.remove, len(train_data))
-    base_plan = TrainingPlan(epochs=options.epochs or project.max_epoch,
-                             batch_size=options.batch_size or project.batch_size, seed=0,
-                             shuffle=project.train_dataset.shuffle if project.train_dataset else True)
-    os.makedirs(options.output_dir, exist_ok=True)
-    workdir = os.path.join(options.output_dir, "work")
-
+def _scored_orders(options, workdir):
+    """{ranking: training rows, most harmful first} for every ranking of `options`, each scored as `score` does."""
     orders = {}
     for ranking in options.rankings:
         info(f"Evaluate: scoring with {ranking}.")
-        run = score(ScoreOptions(model=options.model, input_train=options.input_train, input_val=options.input_val,
-                                 output=os.path.join(options.output_dir, f"scores_{ranking}.csv"), ranking=ranking,
-                                 mode=options.mode, n_trials=options.n_trials, epochs=options.epochs,
-                                 batch_size=options.batch_size, context=options.context,
-                                 cache_dir=os.path.join(workdir, f"cache_{ranking}")))
+        run = score(replace(options.scoring, ranking=ranking,
+                            output=os.path.join(options.output_dir, f"scores_{ranking}.csv"),
+                            cache_dir=os.path.join(workdir, f"cache_{ranking}")))
         orders[ranking] = harmful_order(run.scores)
+    return orders
 
+
+def _retrain_all(options, data, counts, orders):
+    """One row of results per retraining (k rows removed by a ranking, at random or none, for each seed); with
+    mpiexec the retrainings are shared out over the processes. `data`: (project, train_data, test_data)."""
+    project, train_data, test_data = data
+    scoring = options.scoring
+    base_plan = TrainingPlan(epochs=scoring.epochs or project.max_epoch,
+                             batch_size=scoring.batch_size or project.batch_size, seed=0,
+                             shuffle=project.train_dataset.shuffle if project.train_dataset else True)
     plan = [(0, NONE, seed) for seed in range(options.seeds)]
     plan += [(k, ranking, seed) for k in counts for ranking in options.rankings + [RANDOM] for seed in range(options.seeds)]
-    comm = parallel.world()  # with mpiexec, the retrainings are shared out over the processes
+    comm = parallel.world()
     results = []
     for number, (k, ranking, seed) in list(enumerate(plan, start=1))[comm.rank::comm.size]:
         if ranking == NONE:
@@ -164,7 +142,7 @@ def evaluate(options):
             removed = orders[ranking][:k]
         keep = np.setdiff1d(np.arange(len(train_data)), removed)
         accuracy, loss = retrain_and_test(project, train_data.subset(keep), test_data,
-                                          replace(base_plan, seed=seed), options.context)
+                                          replace(base_plan, seed=seed), scoring.context)
         results.append({"k": k, "ranking": ranking, "seed": seed, "removed": len(removed),
                         "test_accuracy": accuracy, "test_loss": loss, "number": number})
         info(f"Evaluate {number}/{len(plan)}: removed {k} rows by {ranking}, seed {seed}: "
@@ -172,23 +150,61 @@ def evaluate(options):
     results = sorted((r for part in comm.gather(results) for r in part), key=lambda r: r["number"])
     for row in results:
         del row["number"]
-    if not comm.is_root:  # process 0 writes the tables
-        return _summary_rows(results)
-    shutil.rmtree(workdir, ignore_errors=True)
+    return results
 
+
+def _write_tables(options, results, summary, title):
+    """evaluation.csv, evaluation_summary.csv and .md, and evaluation.png in the output folder."""
+    folder = options.output_dir
     columns = ["k", "ranking", "seed", "removed", "test_accuracy", "test_loss"]
-    write_csv_atomically(os.path.join(options.output_dir, "evaluation.csv"), columns,
+    write_csv_atomically(os.path.join(folder, "evaluation.csv"), columns,
                          [[r[c] if not isinstance(r[c], float) else f"{r[c]:.6f}" for c in columns] for r in results])
-    summary = _summary_rows(results)
     summary_columns = ["k", "ranking", "seeds", "accuracy_mean", "accuracy_std", "loss_mean", "loss_std"]
-    write_csv_atomically(os.path.join(options.output_dir, "evaluation_summary.csv"), summary_columns,
+    write_csv_atomically(os.path.join(folder, "evaluation_summary.csv"), summary_columns,
                          [[s[c] if not isinstance(s[c], float) else f"{s[c]:.6f}" for c in summary_columns]
                           for s in summary])
     table = ["| k | ranking | seeds | test accuracy | test loss |", "|---|---|---|---|---|"]
     table += [f"| {s['k']} | {s['ranking']} | {s['seeds']} | {s['accuracy_mean']:.4f} ± {s['accuracy_std']:.4f} | "
               f"{s['loss_mean']:.4f} ± {s['loss_std']:.4f} |" for s in summary]
-    write_atomically(os.path.join(options.output_dir, "evaluation_summary.md"), "\n".join(table) + "\n")
-    plot(summary, os.path.join(options.output_dir, "evaluation.png"),
-         f"Remove and retrain: {os.path.basename(options.input_train)} ({len(train_data)} rows)")
-    info(f"Evaluate: wrote evaluation.csv, evaluation_summary.csv/.md and evaluation.png to {options.output_dir}.")
+    write_atomically(os.path.join(folder, "evaluation_summary.md"), "\n".join(table) + "\n")
+    plot(summary, os.path.join(folder, "evaluation.png"), title)
+
+
+def evaluate(options):
+    """Run the remove-and-retrain comparison; return the summary rows (files are written to output_dir).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from nnc_plugin.evaluate import evaluate
+    >>> from nnc_plugin.options import EvaluateOptions, ScoreOptions
+    >>> scoring = ScoreOptions(model="sample_projects/digits/digits_mlp.nntxt", epochs=2,
+    ...                        input_train="sample_projects/digits/data/train_noisy_s0.csv")
+    >>> rows = evaluate(EvaluateOptions(scoring=scoring, input_test="sample_projects/digits/data/test.csv",
+    ...                                 remove=["10%"], rankings=["loss-history"], seeds=1, output_dir=tempfile.mkdtemp()))
+    >>> [(row["k"], row["ranking"]) for row in rows]  # rows removed, and by what
+    [(0, 'none'), (100, 'loss-history'), (100, 'random')]
+    """
+    options.validate()
+    scoring = options.scoring
+    project = load_project(scoring.model, context=scoring.context)
+    train_path = dataset_path(scoring.input_train, project.train_dataset, "training", project.path)
+    normalize = project.train_dataset.normalize if project.train_dataset else True
+    train_data = read_dataset(train_path, normalize=normalize)
+    test_data = read_dataset(options.input_test, normalize=normalize)
+    check_dataset(project, train_data)
+    check_dataset(project, test_data)
+    if os.path.abspath(options.input_test) == os.path.abspath(train_path):
+        raise UserError("The test CSV is the training CSV; evaluate on rows that took no part in training or scoring.")
+    counts = parse_counts(options.remove, len(train_data))
+    os.makedirs(options.output_dir, exist_ok=True)
+    workdir = os.path.join(options.output_dir, "work")
+    orders = _scored_orders(options, workdir)
+    results = _retrain_all(options, (project, train_data, test_data), counts, orders)
+    summary = _summary_rows(results)
+    if parallel.world().is_root:  # process 0 writes the tables
+        shutil.rmtree(workdir, ignore_errors=True)
+        _write_tables(options, results, summary,
+                      f"Remove and retrain: {os.path.basename(train_path)} ({len(train_data)} rows)")
+        info(f"Evaluate: wrote evaluation.csv, evaluation_summary.csv/.md and evaluation.png to {options.output_dir}.")
     return summary

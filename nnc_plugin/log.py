@@ -10,18 +10,22 @@ import logging
 import sys
 import time
 
-from nnabla.logger import logger
-
 USER_LEVEL = 99  # the level NNC shows
 LOG_INTERVAL_SECONDS = 5.0  # without a terminal, at most one progress line this often
 DRAW_INTERVAL_SECONDS = 0.1  # in a terminal, redraw the bar at most this often
 BAR_WIDTH = 30
 
 
+def _logger():
+    """nnabla's logger (imported on first use: listing the commands' options does not load nnabla)."""
+    from nnabla.logger import logger
+    return logger
+
+
 def info(message):
     """Log a message for the user (in a run of several processes, process 0 speaks for all)."""
     if _rank() == 0:
-        logger.log(USER_LEVEL, message)
+        _logger().log(USER_LEVEL, message)
 
 
 def _rank():
@@ -31,7 +35,7 @@ def _rank():
 
 def quiet_nnabla():
     """Hide nnabla's own INFO chatter (extension initialisation and the like)."""
-    logger.setLevel(logging.WARNING)
+    _logger().setLevel(logging.WARNING)
 
 
 def duration(seconds):

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import List, Optional, Union
 
 from .errors import UserError
-from .model.network import CONTEXTS
 from .scores import DEFAULT_RANKING, names as ranking_names
-from .training.trial import AUTO
+from .training.trial_policy import AUTO
 
 MODES = ("final", "all")
 STARTS = ("auto", "initial", "trained")
+CONTEXTS = ("cpu", "cudnn")
 
 
 def option(*flags, default=None, help="", advanced=False, **argparse_keywords):
@@ -32,13 +32,30 @@ def option(*flags, default=None, help="", advanced=False, **argparse_keywords):
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def nested(options_class, leave_out=()):
+    """A dataclass field that holds the options of another command, which this command takes as its own: every
+    option of `options_class` but those in `leave_out` (this command sets them itself)."""
+    return dataclasses.field(default_factory=options_class,
+                             metadata={"nested": options_class, "leave_out": tuple(leave_out)})
+
+
+def _option_fields(options_class, leave_out=()):
+    """(field, nested class or None) of every option of `options_class`, nested options included."""
+    for field in dataclasses.fields(options_class):
+        if field.name in leave_out:
+            continue
+        if "nested" in field.metadata:
+            for inner, _ in _option_fields(field.metadata["nested"], field.metadata["leave_out"]):
+                yield inner, field.metadata["nested"]
+        elif field.metadata.get("flags"):
+            yield field, None
+
+
 def add_arguments(parser, options_class, hide_advanced=False, defaults=None):
     """Add the options of `options_class` to an argparse parser (`defaults`: {field: other default})."""
     defaults = defaults or {}
-    for field in dataclasses.fields(options_class):
+    for field, _ in _option_fields(options_class):
         meta = field.metadata
-        if not meta.get("flags"):
-            continue
         default = defaults.get(field.name, field.default_factory() if field.default_factory is not dataclasses.MISSING
                                else field.default)
         text = meta["help"]() if callable(meta["help"]) else meta["help"]
@@ -54,9 +71,16 @@ def add_arguments(parser, options_class, hide_advanced=False, defaults=None):
 
 
 def from_args(options_class, args):
-    """The `options_class` dataclass filled from parsed arguments (fields the parser lacks keep their defaults)."""
-    names = {f.name for f in dataclasses.fields(options_class)}
-    return options_class(**{k: v for k, v in vars(args).items() if k in names})
+    """The `options_class` dataclass filled from parsed arguments (fields the parser lacks keep their defaults;
+    a nested field gets its own dataclass, filled the same way)."""
+    given, values = vars(args), {}
+    for field in dataclasses.fields(options_class):
+        if "nested" in field.metadata:
+            values[field.name] = from_args(field.metadata["nested"], argparse.Namespace(
+                **{k: v for k, v in given.items() if k not in field.metadata["leave_out"]}))
+        elif field.name in given:
+            values[field.name] = given[field.name]
+    return options_class(**values)
 
 
 def ranking_help():
@@ -114,8 +138,8 @@ class ScoreOptions:
     >>> from nnc_plugin.options import ScoreOptions
     >>> options = ScoreOptions(model="sample_projects/digits/digits_mlp.nntxt", ranking="sgd-influence", epochs=2)
     >>> options.validate()
-    >>> options.keeps_step_parameters
-    False
+    >>> options.default_cache_dir().endswith("influence_cache")
+    True
     """
     model: str = option("-m", "--model", default="results.nnp",
                         help="path to model nnp file, .nntxt or NNC results folder (model) default=results.nnp")
@@ -158,34 +182,25 @@ class ScoreOptions:
         _check_choice("--ranking", self.ranking, ranking_names())
         _check_choice("--mode", self.mode, MODES)
         _check_choice("--start-from", self.start_from, STARTS)
+        _check_choice("--context", self.context, CONTEXTS)
         _check_trials(self.n_trials)
         if self.trace_epochs < 1:
             raise UserError(f"--trace-epochs must be 1 or more, not {self.trace_epochs}.")
         _check_at_least_one(self, "epochs", "batch_size")
 
-    @property
-    def keeps_step_parameters(self):
-        """True when the chosen ranking needs the parameters of every traced step (exact SGD-influence)."""
-        from .scores import create
-        return create(self.ranking, mode=self.mode).keeps_step_parameters
-
     def default_cache_dir(self):
+        """`<output>_cache` beside the output: where the training cache goes when --cache-dir is not given."""
         stem = os.path.splitext(os.path.abspath(self.output))[0]
         return stem + "_cache"
 
 
 @dataclass
 class EvaluateOptions:
-    """What `nnc-cleanse evaluate` does."""
-    model: str = option("-m", "--model", default="results.nnp",
-                        help="path to model nnp file (model) default=results.nnp")
-    input_train: str = option("-t", "--input-train", "--input_train", required=True,
-                              help="path to training dataset csv file (csv)")
+    """What `nnc-cleanse evaluate` does: every option of `score` (each ranking is scored as `score` would), and
+    how to remove and retrain."""
+    scoring: ScoreOptions = nested(ScoreOptions, leave_out=("output", "ranking", "cache_dir"))
     input_test: str = option("--input-test", "--input_test", required=True,
                              help="path to test dataset csv file, used only to measure accuracy (csv)")
-    input_val: Optional[str] = option("-v", "--input-val", "--input_val",
-                                      help="path to validation dataset csv file, for sgd-influence (csv); "
-                                           "if empty, the model's")
     output_dir: str = option("-o", "--output", default="evaluation",
                              help="output folder for the tables and the plot (folder) default=evaluation")
     remove: List[str] = option("-k", "--remove", default=["1%", "2.5%", "5%", "10%"], nargs="+",
@@ -195,23 +210,16 @@ class EvaluateOptions:
                                       f"default={DEFAULT_RANKING} sgd-influence")
     seeds: int = option("--seeds", default=3, type=int,
                         help="retrainings per point, with seeds 0, 1, ... (int) default=3")
-    epochs: Optional[int] = option("-e", "--epochs", type=int, help="training epochs (int) default=the model's")
-    batch_size: Optional[int] = option("-bs", "--batch-size", "--batch_size", type=int,
-                                       help="training batch size (int) default=the model's")
-    mode: str = option("--mode", default="final", choices=MODES, help="mode of sgd-influence default=final")
-    n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=parse_trial_count,
-                                       help="trials of each ranking's scoring, a whole number or auto, as score's "
-                                            "-nt (text) default=auto")
-    context: str = option("--context", default="cpu", choices=CONTEXTS, help="nnabla context default=cpu")
 
     def validate(self):
+        """Refuse an impossible combination in one sentence (the parser has checked the types)."""
+        self.scoring.validate()
         for ranking in self.rankings:
             if ranking not in ranking_names():
                 raise UserError(f"--rankings takes {', '.join(ranking_names())} (random is always included), "
                                 f"not '{ranking}'.")
         if self.seeds < 1:
             raise UserError(f"--seeds must be 1 or more, not {self.seeds}.")
-        _check_trials(self.n_trials)
 
 
 def scored_csv_input():

@@ -14,25 +14,37 @@ from . import parallel, scores
 from .data.checks import check_dataset
 from .data.dataset import read_dataset
 from .errors import UserError
+from .files import check_writable, interrupts_held
 from .log import info
 from .model.project import load_project
-from .outputs.output import check_writable, interrupts_held, write_scored_csv
+from .outputs.scored_csv import write_scored_csv
 from .outputs.summary import run_summary, summary_path, trial_facts, write_summary
-from .scores.checks import check_differentiable
+from .scores.differentiability import check_differentiable
 from .training.cache import cache_folder, check_cache_folder
 from .training.trainer import TrainingPlan
-from .training.trial import AUTO, TrialSetup, open_trial, trial_count
+from .training.trial import TrialSetup, open_trial
+from .training.trial_policy import (final_learning_rate, one_trial_is_unsteady, share_trials, trial_count,
+                                    trial_note)
 
 
 @dataclass
 class ScoreRun:
-    """Everything `score` computed, for the caller (CLI, evaluate, tests)."""
+    """What `score` computed, for the caller (CLI, evaluate, tests): the averaged scores and the run summary."""
     scores: np.ndarray
-    trials: list = field(default_factory=list)  # the `Trial` of each seed this process trained (mpiexec: its share)
     summary: dict = field(default_factory=dict)
 
 
-def _dataset_path(given, spec, role, model_path):
+@dataclass
+class PreparedRun:
+    """A checked `score` run before any training: the ranking, what its trials share, and this process's part."""
+    ranking: scores.Ranking
+    setup: TrialSetup
+    share: object  # trial_policy.TrialShare
+
+
+def dataset_path(given, spec, role, model_path):
+    """The dataset CSV of a `role` ("training" or "validation"): the one `given`, else the one the model file
+    names (`spec`), refused in one sentence when it names none or it is not on this machine."""
     if given:
         return given
     flag = f"--input-{'train' if role == 'training' else 'val'}"
@@ -47,7 +59,7 @@ def _dataset_path(given, spec, role, model_path):
 def _validation_path(options, ranking, project):
     """The validation CSV: required by rankings that refer to the validation loss, optional (for the log) otherwise."""
     if ranking.needs_validation or options.input_val:
-        return _dataset_path(options.input_val, project.val_dataset, "validation", project.path)
+        return dataset_path(options.input_val, project.val_dataset, "validation", project.path)
     spec = project.val_dataset
     return spec.uri if spec is not None and spec.uri and os.path.isfile(spec.uri) else None
 
@@ -81,56 +93,62 @@ def score_trial(trial, ranking):
     return values, validation_loss, seconds
 
 
-def _prepare(options, ranking, comm):
-    """Read and check everything before any training; return the `TrialSetup` (`comm`: data-parallel processes)."""
-    project = load_project(options.model, context=options.context)
-    if (options.epochs or project.max_epoch) < 1:
-        raise UserError(f"The training configuration in {project.path} has no epochs (Max Epoch is {project.max_epoch}); "
-                        "set Max Epoch in Neural Network Console's CONFIG tab, or pass --epochs.")
-    train_path = _dataset_path(options.input_train, project.train_dataset, "training", project.path)
+def _read_datasets(options, ranking, project):
+    """The training and validation datasets (None without validation data), checked against the network and
+    the outputs checked writable, before any training."""
+    train_path = dataset_path(options.input_train, project.train_dataset, "training", project.path)
     val_path = _validation_path(options, ranking, project)
     for output in (options.output, summary_path(options.output)):
         check_writable(output, inputs=(train_path, val_path, project.path))
-    check_differentiable(project, context=options.context, second_order=ranking.second_order)
-
-    if project.eval_network_derived:
-        info(f"Scoring with a copy of the network '{project.train_network}' in evaluation mode "
-             "(batch statistics fixed, dropout and augmentation off).")
     normalize = project.train_dataset.normalize if project.train_dataset else True
     train_data = read_dataset(train_path, normalize=normalize)
     val_data = read_dataset(val_path, normalize=normalize) if val_path else None
     for dataset in (train_data, val_data):
         if dataset is not None:
             check_dataset(project, dataset)
+    return train_data, val_data
+
+
+def _training_plan(options, ranking, project, trained):
+    """The `TrainingPlan` of every trial (`trained`: the run continues from the model file's parameters)."""
     epochs = options.epochs or project.max_epoch
-    trained = _trained_start(options, project, epochs)
-    plan = TrainingPlan(epochs=epochs, batch_size=options.batch_size or project.batch_size,
+    return TrainingPlan(epochs=epochs, batch_size=options.batch_size or project.batch_size,
                         seed=options.seed, shuffle=project.train_dataset.shuffle if project.train_dataset else True,
                         trace_epochs=options.trace_epochs, keep_step_parameters=ranking.keeps_step_parameters,
                         checkpoints=ranking.checkpoints, snapshots=ranking.snapshots,
                         first_epoch=max(epochs - options.trace_epochs, 0) if trained is not None else 0)
+
+
+def prepare(options):
+    """Read and check everything before any training; return the `PreparedRun`."""
+    options.validate()
+    ranking = scores.create(options.ranking, mode=options.mode, reference=options.reference)
+    project = load_project(options.model, context=options.context)
+    if (options.epochs or project.max_epoch) < 1:
+        raise UserError(f"The training configuration in {project.path} has no epochs (Max Epoch is "
+                        f"{project.max_epoch}); set Max Epoch in Neural Network Console's CONFIG tab, or pass --epochs.")
+    train_data, val_data = _read_datasets(options, ranking, project)
+    check_differentiable(project, context=options.context, second_order=ranking.second_order)
+    if project.eval_network_derived:
+        info(f"Scoring with a copy of the network '{project.train_network}' in evaluation mode "
+             "(batch statistics fixed, dropout and augmentation off).")
+    trained = _trained_start(options, project, options.epochs or project.max_epoch)
+    plan = _training_plan(options, ranking, project, trained)
     n_trials = trial_count(options.n_trials, ranking, project, plan, len(train_data), trained is not None)
-    if options.n_trials == AUTO and n_trials > 1:
-        retrained = f"epoch {epochs}" if plan.epochs_to_run == 1 else f"its last {plan.epochs_to_run} epochs"
-        info(f"Averaging {n_trials} trials (--n-trials auto): training ends at its full learning rate, where one "
-             f"trial's {ranking.name} ranking is one draw of where training wanders; each trial trains {retrained} "
-             f"again from the trained parameters, with its own seed. Pass -nt 1 for one trial: about {n_trials} "
-             "times faster, less reliable (docs/evidence.md, section 4).")
+    unsteady = one_trial_is_unsteady(project, plan, len(train_data))
+    note = trial_note(options.n_trials, n_trials, ranking, plan,
+                      final_learning_rate(project, plan, len(train_data)) if unsteady else None)
+    if note:
+        info(note)
     cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
     check_cache_folder(cache_root, n_trials)
-    if _spreads_trials(comm, n_trials):
-        comm = parallel.SingleProcess()  # each process trains and scores whole trials
-    elif comm.size > 1 and project.influence_batch_statistics:
+    share = share_trials(parallel.world(), n_trials)
+    if share.comm.size > 1 and project.influence_batch_statistics:
         raise UserError(f"The network in {project.path} normalises with minibatch statistics, which sharing each "
-                        f"minibatch over {comm.size} processes would change; pass --n-trials {comm.size} (or more) "
-                        "to give each process whole trials instead, or run without mpiexec.")
-    return TrialSetup(project, train_data, val_data, plan, n_trials, cache_root, options.context, trained, comm)
-
-
-def _spreads_trials(comm, n_trials):
-    """True when the processes share out whole trials (as many trials as processes, or more), else each trial's
-    minibatches are shared out over them (data-parallel)."""
-    return comm.size > 1 and n_trials >= comm.size
+                        f"minibatch over {share.comm.size} processes would change; pass --n-trials "
+                        f"{share.comm.size} (or more) to give each process whole trials instead, or run without mpiexec.")
+    setup = TrialSetup(project, train_data, val_data, plan, n_trials, cache_root, options.context, trained, share.comm)
+    return PreparedRun(ranking, setup, share)
 
 
 def _trained_start(options, project, epochs):
@@ -141,9 +159,10 @@ def _trained_start(options, project, epochs):
                  "starts from the network's initialisation, as Neural Network Console does.")
         return None
     traced = min(options.trace_epochs, epochs)
-    info(f"Starting from the trained parameters in {os.path.basename(project.path)}: training only the last "
-         f"{traced} of its {epochs} epochs again, with the learning rates its schedule ends with, and tracing them "
-         "(--start-from initial retrains every epoch from the initialisation instead).")
+    again = "its last epoch" if traced == 1 else f"its last {traced} epochs"
+    info(f"Starting from the trained model in {os.path.basename(project.path)}: training {again} of {epochs} again, "
+         "at the learning rates its schedule ends with, and watching what each row does there (--start-from initial "
+         "retrains every epoch from the initialisation instead).")
     return project.trained_parameters(options.context)
 
 
@@ -163,19 +182,16 @@ def score(options):
     >>> sorted(os.listdir(folder))
     ['influence.csv', 'influence.csv.summary.json', 'influence_cache']
     """
-    options.validate()
-    ranking = scores.create(options.ranking, mode=options.mode, reference=options.reference)
-    comm = parallel.world()
-    setup = _prepare(options, ranking, comm)
-    spread = _spreads_trials(comm, setup.n_trials)
-    trials, measured = [], []  # measured: (trial number, scores, facts)
+    prepared = prepare(options)
+    ranking, setup, share = prepared.ranking, prepared.setup, prepared.share
+    measured = []  # (trial number, scores, facts)
     with cache_folder(setup.cache_root):  # removed again if the run fails before caching anything
-        for number in range(comm.rank, setup.n_trials, comm.size) if spread else range(setup.n_trials):
+        for number in share.numbers:
             trial = open_trial(setup, number)
             values, validation_loss, seconds = score_trial(trial, ranking)
-            trials.append(trial)
             measured.append((number, values, trial_facts(trial, validation_loss, seconds)))
-    if spread:  # every process learns every trial's scores, in trial order
+    comm = parallel.world()
+    if share.comm.size < comm.size:  # whole trials per process: every process learns every trial's scores
         measured = sorted((m for part in comm.gather(measured) for m in part), key=lambda m: m[0])
     averaged = np.mean([values for _, values, _ in measured], axis=0)
     summary = run_summary(options, setup, [facts for _, _, facts in measured], comm.size)
@@ -186,4 +202,4 @@ def score(options):
             write_scored_csv(options.output, setup.train_data, averaged)
             write_summary(summary_path(options.output), summary)
     info(f"Wrote {options.output}: {len(setup.train_data)} rows, most harmful first (lowest influence).")
-    return ScoreRun(scores=averaged, trials=trials, summary=summary)
+    return ScoreRun(scores=averaged, summary=summary)

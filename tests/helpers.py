@@ -132,3 +132,11 @@ def train_with_nnabla_cli(config, results_folder, **options):
     os.makedirs(results_folder, exist_ok=True)
     run_command(tool("nnabla_cli"), "train", "-c", config, "-o", results_folder, check=True, **options)
     return os.path.join(results_folder, "results.nnp")
+
+
+def trial_of(options, number=0):
+    """The `Trial` `number` of a run with `options`, as `score` opens it: reopened from the cache when the run has
+    been scored already (its model at the final parameters), else trained now (its solver state in memory too)."""
+    from nnc_plugin.pipeline import prepare
+    from nnc_plugin.training.trial import open_trial
+    return open_trial(prepare(options).setup, number)

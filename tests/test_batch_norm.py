@@ -13,7 +13,7 @@ import pytest
 from helpers import conv_batch_norm_project, read_csv, subset_csv
 from nnc_plugin.training import step_size
 from nnc_plugin.data.dataset import read_dataset
-from nnc_plugin.scores.influence import BatchedDirectional
+from nnc_plugin.scores.gradients import BatchedDirectional
 from nnc_plugin.model.network import Model
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
@@ -124,8 +124,8 @@ def _layer_then(normalization, **parameters):
     ("ReLU", {}, False),
 ])
 def test_biases_a_normalisation_cancels_are_found_from_the_network(normalization, parameters, cancelled):
-    from nnc_plugin.model.project import _cancelled_biases
+    from nnc_plugin.model.graph_facts import cancelled_biases
     network = _layer_then(normalization, **parameters)
-    assert _cancelled_biases(network, ["W", "b"]) == (["b"] if cancelled else [])
+    assert cancelled_biases(network, ["W", "b"]) == (["b"] if cancelled else [])
     network.function.add(name="skip", type="Identity", input=["y"], output=["y2"])  # a second consumer
-    assert _cancelled_biases(network, ["W", "b"]) == []
+    assert cancelled_biases(network, ["W", "b"]) == []

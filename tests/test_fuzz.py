@@ -274,7 +274,7 @@ def test_edited_networks_build_or_raise_user_errors_in_bounded_time(sample_data,
     import signal
     from google.protobuf import text_format
     from nnabla.utils import nnabla_pb2
-    from nnc_plugin.scores.checks import check_differentiable
+    from nnc_plugin.scores.differentiability import check_differentiable
     from nnc_style import write_family
 
     folder = tempfile.mkdtemp(prefix="nnc_graph_fuzz_")

@@ -1,160 +1,138 @@
-"""SGD-influence against an independent computation, and the fast path against the reference path.
+"""--ranking influence (the expected SGD-influence over the order of training) against an explicit numpy
+computation of the same recursion and stopping rule, and the steps it goes back through."""
 
-The independent computation uses only numpy and PIL: softmax regression has closed-form
-per-sample gradients and Hessians, so the recursion in docs/influence.md can be run with
-explicit matrices and compared with what the plugin wrote.
-"""
 import numpy as np
 import pytest
 
-from helpers import read_csv, softmax_regression_project, subset_csv
-from nnc_plugin.data.dataset import read_dataset
-from nnc_plugin.scores.influence import BatchedDirectional, PerSampleDirectional, sgd_influence, validation_gradient
-from nnc_plugin.model.network import Model
+from helpers import softmax_regression_project, subset_csv, variant, trial_of
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
-from nnc_plugin.model.project import load_project
-from nnc_plugin.training.step_size import linearisation
-from nnc_plugin.training.trainer import Schedule
+from nnc_plugin.scores.recursion import KEEP_FALLING, MAX_STEPS, WINDOW, DepthRule
 from oracle import gradient, hessian, load_numpy, theta_of
 
 
-def numpy_influence(theta_at, schedule, x_train, y_train, x_val, y_val, weight_decay):
-    """The recursion in docs/influence.md, with explicit per-sample gradients and Hessians; theta_at(t) gives theta_t."""
-    final = theta_at(None)
-    u = np.mean([gradient(final, x, y) for x, y in zip(x_val, y_val)], axis=0)
-    influence = np.zeros(len(x_train))
-    for t in reversed(range(len(schedule))):
-        batch, eta = schedule.step(t)
-        theta = theta_at(t)
-        for j in batch:
-            influence[j] += eta / len(batch) * u @ gradient(theta, x_train[j], y_train[j])
-        h = sum(hessian(theta, x_train[j]) for j in batch)
-        u = u - eta / len(batch) * (h @ u) - eta * weight_decay * u
-    return influence
+def numpy_expected_influence(theta, schedule, x_train, y_train, x_val, y_val, snapshots=()):
+    """The recursion of influence.py with explicit matrices (SGD, final parameters), starting from the validation
+    gradient averaged over the final parameters and `snapshots` (earlier parameters of the last epoch), v summed
+    up to the step where |u| was smallest; returns (scores, steps summed). (15 steps: fewer than WINDOW, so it
+    goes back through all of them.)"""
+    assert len(schedule) < WINDOW
+    u = np.mean([np.mean([gradient(point, x, y) for x, y in zip(x_val, y_val)], axis=0)
+                 for point in [theta, *snapshots]], axis=0)
+    total, best = np.zeros_like(u), None
+    for back in range(1, len(schedule) + 1):
+        batch, eta = schedule.step(len(schedule) - back)
+        total += eta * u
+        u = u - eta / len(batch) * sum(hessian(theta, x_train[j]) for j in batch) @ u
+        if best is None or np.linalg.norm(u) < best[0]:
+            best = (np.linalg.norm(u), total.copy(), back)
+    direction = best[1] / len(x_train)
+    return np.array([direction @ gradient(theta, x, y) for x, y in zip(x_train, y_train)]), best[2]
 
 
-@pytest.mark.parametrize("mode", ["final", "all"])
-@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
-def test_scores_equal_explicit_formula(tmp_path, digits, mode, weight_decay):
+def snapshot_thetas(trial):
+    """The parameters the trial's cache keeps at points of its last epoch, as numpy matrices."""
+    final, thetas = trial.model.parameter_arrays(), []
+    for k in range(trial.record.snapshots):
+        trial.cache.load_snapshot(k, trial.model)
+        thetas.append(theta_of(trial.model))
+    trial.model.set_parameter_arrays(final)
+    return thetas
+
+
+def test_snapshots_are_the_parameters_before_evenly_spaced_steps_of_the_last_epoch(tmp_path, digits):
+    """8 snapshots of an epoch of 20 steps: before steps 0, 2, 5, 7, 10, 12, 15, 17; each, trained on with the
+    recorded minibatches and learning rates from there (plain SGD in numpy), gives the final parameters."""
+    train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 160)
+    model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=2, batch_size=8)
+    options = ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
+                           output=str(tmp_path / "out.csv"), ranking="influence", n_trials=1)
+    score(options)
+    trial = trial_of(options)
+    assert trial.record.snapshots == 8
+    x, y = load_numpy(train_csv)
+    final = theta_of(trial.model)
+    for start, theta in zip([0, 2, 5, 7, 10, 12, 15, 17], snapshot_thetas(trial)):
+        assert not np.allclose(theta, final)
+        for t in range(start, 20):
+            batch, eta = trial.record.schedule.step(t)
+            theta = theta - eta * np.mean([gradient(theta, x[j], y[j]) for j in batch], axis=0).reshape(theta.shape)
+        np.testing.assert_allclose(theta, final, rtol=0, atol=1e-5)
+
+
+def test_depth_rule_stops_once_the_recursion_stops_contracting():
+    falling_then_rising = [1.0] + [0.9 ** k for k in range(1, 21)] + [0.9 ** 20 * 1.1 ** k for k in range(1, 100)]
+    rule = DepthRule(falling_then_rising[0])
+    stopped = next(back for back, norm in enumerate(falling_then_rising[1:], 1) if rule.stop_after(norm))
+    assert rule.best == 20  # the smallest |u|
+    # stops at the first step where |u| is above KEEP_FALLING times its value WINDOW steps earlier
+    expected = next(k for k in range(WINDOW, len(falling_then_rising))
+                    if falling_then_rising[k] > KEEP_FALLING * falling_then_rising[k - WINDOW])
+    assert stopped == expected < 60
+
+    slowly_falling = DepthRule(1.0)  # 1% per step: keeps going, to MAX_STEPS
+    stopped = next(back for back in range(1, 10 * MAX_STEPS) if slowly_falling.stop_after(0.99 ** back))
+    assert stopped == MAX_STEPS and slowly_falling.best == MAX_STEPS
+
+    overflowing = DepthRule(1.0)  # the first step overflows: it still counts, and the rule stops there
+    assert overflowing.stop_after(float("inf")) and overflowing.best == 1
+
+
+@pytest.mark.parametrize("lr, stops_early", [(0.5, False), (2.0, True)])
+@pytest.mark.parametrize("reference", [False, True])
+def test_scores_equal_explicit_formula(tmp_path, digits, lr, stops_early, reference):
+    """At lr 0.5 |u| falls over all 15 steps of training; at lr 2 it is smallest after 3 steps and the sum
+    stops there. The default path's finite differences agree to 1e-3 of the largest score, the reference
+    path's exact inner products to 1e-4."""
     train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
     val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)
-    model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=3, batch_size=8, weight_decay=weight_decay)
-    output = tmp_path / "out" / "influence.csv"
-    run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv), output=str(output),
-                             ranking="sgd-influence", mode=mode, trace_epochs=2, seed=3))
-
-    trial = run.trials[0]
-    schedule = trial.record.schedule
-    assert len(schedule) == 2 * 5  # two traced epochs of 40/8 steps
-    final = theta_of(trial.model)
-
-    def theta_at(t):
-        if mode == "final" or t is None:
-            return final
-        trial.cache.load_step_parameters(t, trial.model)  # the parameters cached before step t
-        return theta_of(trial.model)
+    model = softmax_regression_project(str(tmp_path), lr=lr, epochs=3, batch_size=8)
+    options = ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
+                           output=str(tmp_path / "out" / "influence.csv"), ranking="influence", seed=3,
+                           reference=reference, n_trials=1)
+    run = score(options)
+    trial = trial_of(options)
+    schedule = trial.schedule_back(MAX_STEPS)
+    assert len(schedule) == 15  # the whole of training: 2 earlier epochs drawn again + the traced one
     x_train, y_train = load_numpy(train_csv)
     x_val, y_val = load_numpy(val_csv)
-    expected = numpy_influence(theta_at, schedule, x_train, y_train, x_val, y_val, weight_decay)
-
+    expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, x_train, y_train, x_val, y_val,
+                                               snapshot_thetas(trial))
+    assert (steps < 15) == stops_early
     scale = np.abs(expected).max()
-    assert scale > 1e-4  # the problem is not degenerate
-    np.testing.assert_allclose(run.scores, expected, rtol=0, atol=2e-4 * scale)
-    # and the CSV carries those scores, sorted ascending
-    table = read_csv(output)
-    written = {int(r[3]): float(r[2]) for r in table[1:]}
-    np.testing.assert_allclose([written[i] for i in range(40)], run.scores, rtol=1e-6, atol=1e-12)
+    assert scale > 1e-6  # the problem is not degenerate
+    np.testing.assert_allclose(run.scores, expected, rtol=0, atol=(1e-4 if reference else 1e-3) * scale)
 
 
-def test_final_mode_differs_from_exact_when_parameters_move(tmp_path, digits):
-    """Sanity check of the comparison above: over many steps the approximation is not the exact value."""
+def test_steps_before_the_traced_epoch_are_fresh_epochs_at_the_scheduled_rates(tmp_path, digits):
     train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
-    val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)
-    model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=3, batch_size=8)
-    results = {}
-    for mode in ("final", "all"):
-        results[mode] = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
-                                           output=str(tmp_path / mode / "influence.csv"), ranking="sgd-influence", mode=mode,
-                                           trace_epochs=3)).scores
-    assert np.abs(results["final"] - results["all"]).max() > 1e-3 * np.abs(results["all"]).max()
+    model = variant(softmax_regression_project(str(tmp_path), lr=0.5, epochs=4, batch_size=16),
+                    str(tmp_path / "decaying.nntxt"), {"gamma: 1": "gamma: 0.9"})
+    options = ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
+                           output=str(tmp_path / "out.csv"), ranking="influence", n_trials=1)
+    score(options)
+    trial = trial_of(options)
+    traced = trial.record.schedule
+    assert len(traced) == 3  # one epoch of 40 rows at batch size 16: 16, 16, 8
+    for steps, epochs in ((2, 1), (4, 2), (9, 3), (1000, 4)):  # never more than the 4 epochs training ran
+        schedule = trial.schedule_back(steps)
+        assert len(schedule) == 3 * epochs
+        np.testing.assert_allclose(schedule.learning_rates, 0.5 * 0.9 ** np.arange(12)[12 - 3 * epochs:], rtol=1e-6)
+        for epoch in range(epochs):
+            rows = np.concatenate([schedule.step(t)[0] for t in range(3 * epoch, 3 * epoch + 3)])
+            assert sorted(rows) == list(range(40))  # each epoch takes every row once
+        np.testing.assert_array_equal(schedule.indices[-40:], traced.indices)  # the traced epoch last, as it was
+    earlier = trial.schedule_back(6).indices[:40]
+    assert not np.array_equal(earlier, traced.indices)  # a new order, not the traced one again
 
 
-def _first_rows_project(tmp_path, mnist, rows):
-    train_csv = subset_csv(mnist["train"], tmp_path / "train.csv", rows)
-    val_csv = subset_csv(mnist["val"], tmp_path / "val.csv", 64)
-    return str(train_csv), str(val_csv)
-
-
-@pytest.mark.parametrize("mode", ["final", "all"])
-def test_batched_path_equals_per_sample_reference(tmp_path, mnist, mode):
-    """The default batched double-backward against one backward pass per sample (sample CNN, 256 rows)."""
-    train_csv, val_csv = _first_rows_project(tmp_path, mnist, 256)
-    results = {}
-    for reference in (False, True):
-        results[reference] = score(ScoreOptions(
-            model=mnist["model"], input_train=train_csv, input_val=val_csv, epochs=2, ranking="sgd-influence", mode=mode,
-            output=str(tmp_path / f"ref{reference}" / "influence.csv"), cache_dir=str(tmp_path / "cache"),
-            reference=reference)).scores
-    fast, slow = results[False], results[True]
-    relative = np.abs(fast - slow).max() / np.abs(slow).max()
-    assert relative < 1e-4, relative
-
-
-def test_three_ways_to_differentiate_one_minibatch_agree(mnist):
-    """Batched (fast rules), per-sample, and per-sample with one minibatch Hessian (the published way):
-    the same inner products and Hessian-vector product on a minibatch of the sample CNN."""
-    project = load_project(mnist["model"])
-    data = read_dataset(mnist["train"])
-    model = Model(project, seed=0)
-    rng = np.random.RandomState(0)
-    direction = [rng.standard_normal(p.shape).astype(np.float32) for p in model.parameters.values()]
-    indices = np.arange(5, 29)
-    results = [BatchedDirectional(model, batch_size=32)(data, indices, direction),
-               PerSampleDirectional(model)(data, indices, direction),
-               PerSampleDirectional(model, minibatch_hessian=True)(data, indices, direction)]
-    scores, hvp = results[1]
-    assert np.abs(scores).max() > 0 and max(np.abs(h).max() for h in hvp) > 0
-    for other_scores, other_hvp in (results[0], results[2]):
-        assert np.abs(other_scores - scores).max() < 1e-4 * np.abs(scores).max()
-        for a, b in zip(other_hvp, hvp):
-            assert np.abs(a - b).max() < 1e-4 * max(np.abs(h).max() for h in hvp)
-
-
-def test_validation_gradient_matches_finite_differences(digits):
-    project = load_project(digits["model"])
-    data = read_dataset(digits["val"])
-    model = Model(project, seed=0)
-    u, loss = validation_gradient(model, data, batch_size=64)
-    name = project.trainable_parameters[0]
-    position = list(model.parameters).index(name)
-    direction = np.random.RandomState(0).randn(*u[position].shape).astype(np.float32)
-    original = model.parameters[name].d.copy()
-    losses = []
-    for sign in (1, -1):
-        model.parameters[name].d = original + sign * 1e-2 * direction
-        losses.append(validation_gradient(model, data, batch_size=64)[1])
-    model.parameters[name].d = original
-    numeric = (losses[0] - losses[1]) / 2e-2
-    analytic = float(np.vdot(u[position], direction))
-    assert abs(numeric - analytic) < 1e-2 * abs(analytic) + 1e-4
-
-
-def test_influence_is_zero_for_samples_outside_traced_steps(digits):
-    project = load_project(digits["model"])
-    data = read_dataset(digits["train"])
-    model = Model(project, seed=0)
-    u, _ = validation_gradient(model, read_dataset(digits["val"]), 64)
-    schedule = Schedule(np.arange(10, dtype=np.int32), np.array([0, 10]), np.array([0.1]))
-    scores = sgd_influence(model, data, schedule, u, linearisation("Sgd", {}, lambda t: 0.1, lambda t: [1.0] * len(u)))
-    assert np.all(scores[10:] == 0) and np.any(scores[:10] != 0)
-
-
-def test_norm_of_a_diverging_direction_does_not_overflow():
-    """float32 squares overflow past 1.8e19: the growth of a diverging propagation must stay a finite number."""
-    from nnc_plugin.scores.influence import _norm
-    big = [np.full((3, 4), 3e19, dtype=np.float32), np.full(5, -4e19, dtype=np.float32)]
-    expected = np.sqrt(12 * 9e38 + 5 * 16e38)
-    assert np.isfinite(_norm(big))
-    assert _norm(big) == pytest.approx(expected, rel=1e-6)
-    assert _norm([np.zeros(3, np.float32)]) == 0.0
+def test_each_trial_draws_its_own_earlier_epochs(tmp_path, digits):
+    """-nt averages over the order of training: the epochs drawn before the traced one differ between trials."""
+    train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
+    model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=4, batch_size=16)
+    options = ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
+                           output=str(tmp_path / "out.csv"), ranking="influence", n_trials=2)
+    score(options)
+    first, second = (trial_of(options, number).schedule_back(6).indices[:40] for number in (0, 1))
+    assert sorted(first) == sorted(second) == list(range(40))
+    assert not np.array_equal(first, second)

@@ -97,7 +97,7 @@ def _interrupt_at(command, stop_at, how):
     return process.returncode, err
 
 
-SCORING = ("validation_gradient", "influence.py", 1)  # SGD-influence starts: the training is cached
+SCORING = ("validation_gradient", "gradients.py", 1)  # SGD-influence starts: the training is cached
 TRAINING = ("_update", "trainer.py", 2)  # the second training step
 
 

@@ -7,7 +7,9 @@ import pytest
 
 from nnc_plugin.data.dataset import Dataset
 from nnc_plugin.files import write_atomically
-from nnc_plugin.outputs.output import interrupts_held, relocate_path, write_scored_csv
+from nnc_plugin.data.dataset import relocate_path
+from nnc_plugin.files import interrupts_held
+from nnc_plugin.outputs.scored_csv import write_scored_csv
 
 
 def test_relocated_paths_resolve_from_the_new_folder(tmp_path):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from helpers import read_csv, softmax_regression_project, subset_csv, variant
+from helpers import read_csv, softmax_regression_project, subset_csv, trial_of, variant
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
 from oracle import gradient, load_numpy, softmax, theta_of
@@ -15,16 +15,20 @@ def _small(tmp_path, digits, **kwargs):
     return model, str(train_csv), str(val_csv)
 
 
+def _options(model, train_csv, val_csv, output, ranking):
+    return ScoreOptions(model=model, input_train=train_csv, input_val=val_csv, output=str(output), ranking=ranking,
+                        cache_dir=str(output) + "_cache")
+
+
 def _run(model, train_csv, val_csv, output, ranking):
-    return score(ScoreOptions(model=model, input_train=train_csv, input_val=val_csv, output=str(output),
-                              ranking=ranking, cache_dir=str(output) + "_cache"))
+    return score(_options(model, train_csv, val_csv, output, ranking))
 
 
 def test_loss_and_self_influence_equal_explicit_formulas(tmp_path, digits):
     model, train_csv, val_csv = _small(tmp_path, digits)
     x, y = load_numpy(train_csv)
     loss_run = _run(model, train_csv, val_csv, tmp_path / "loss.csv", "loss")
-    theta = theta_of(loss_run.trials[0].model)
+    theta = theta_of(trial_of(_options(model, train_csv, val_csv, tmp_path / "loss.csv", "loss")).model)
     expected_loss = np.array([-np.log(softmax(xi @ theta)[yi]) for xi, yi in zip(x, y)])
     np.testing.assert_allclose(loss_run.scores, -expected_loss, rtol=1e-4, atol=1e-6)
 

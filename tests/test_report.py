@@ -120,6 +120,24 @@ def test_tabular_data_shows_values_instead_of_thumbnails(tmp_path):
     assert "width <b>0.0</b>" in html and "row index 0<" in html
 
 
+def test_a_tabular_row_shows_its_label_first_whatever_its_columns(tmp_path):
+    """NNC's inline columns (x__0 ... x__29), a comment column and the label last: each card names the label (the
+    column the summary records as the loss's target), then the comment, then the first values."""
+    from nnc_plugin.outputs.report import write_report
+    scored = tmp_path / "influence.csv"
+    header = ["#id"] + [f"x__{i}" for i in range(30)] + ["y", "influence", "datasource_index"]
+    rows = [[f"row{i}"] + [f"{(i * j) % 7 / 7:.3f}" for j in range(30)] + [str(i % 2), f"{i - 6}", str(i)]
+            for i in range(12)]
+    scored.write_text("\n".join(",".join(r) for r in [header] + rows) + "\n", encoding="utf-8")
+    (tmp_path / "influence.csv.summary.json").write_text('{"ranking": "influence", "label_columns": ["y"]}',
+                                                        encoding="utf-8")
+    html = open(write_report(str(scored), str(tmp_path / "report.html"), top=3), encoding="utf-8").read()
+    first = html[html.index('class="card harmful"'):]
+    first = first[:first.index("</figure>")]
+    labels = re.findall(r'<span class="label">(.*?) <b>(.*?)</b></span>', first)
+    assert labels[:3] == [("y", "0"), ("#id", "row0"), ("x__0", "0.000")], labels
+
+
 def test_loss_rankings_are_described_as_such(tmp_path, digits, cli):
     """With the default ranking (training loss) every score is negative: the report ranks, it does not split by sign."""
     scored = tmp_path / "influence.csv"

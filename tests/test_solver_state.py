@@ -9,7 +9,7 @@ import pytest
 
 import nnabla as nn
 import nnabla.solvers as S
-from helpers import softmax_regression_project, subset_csv
+from helpers import softmax_regression_project, subset_csv, trial_of
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
 from oracle import gradient, hessian, load_numpy, theta_of
@@ -70,9 +70,10 @@ def test_sgd_influence_follows_the_solvers_state(tmp_path, digits, solver, lr, w
     val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)
     model = softmax_regression_project(str(tmp_path), lr=lr, epochs=3, batch_size=8, weight_decay=weight_decay,
                                        solver=solver)
-    run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv), ranking="sgd-influence",
-                             trace_epochs=2, seed=3, output=str(tmp_path / "out" / "influence.csv")))
-    trial = run.trials[0]
+    options = ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv), ranking="sgd-influence",
+                           trace_epochs=2, seed=3, output=str(tmp_path / "out" / "influence.csv"))
+    trial = trial_of(options)  # trained here: the solver's state is in memory
+    run = score(options)  # reuses that training
     assert len(trial.record.schedule) == 10 and trial.record.solver_steps == 15
     inverse_root_v = None
     if solver == "Adam":  # read from nnabla's solver state, independently of step_size.linearisation

@@ -3,15 +3,11 @@ import json
 import logging
 
 import numpy as np
-import pytest
 
-from helpers import softmax_regression_project, subset_csv, train_with_nnabla_cli, variant
+from helpers import softmax_regression_project, subset_csv, train_with_nnabla_cli, trial_of
 from nnc_plugin.model.project import load_project
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
-from nnc_plugin.scores import create
-from nnc_plugin.training.trainer import TrainingPlan
-from nnc_plugin.training.trial import AUTO, trial_count
 from oracle import gradient, load_numpy, theta_of
 
 
@@ -29,14 +25,15 @@ def test_trained_start_takes_the_last_epoch_from_the_file_parameters(tmp_path, d
     project = load_project(nnp)
     stored = project.trained_parameters()
     theta = np.vstack([stored["Affine/affine/W"], stored["Affine/affine/b"][None, :]]).astype(np.float64)
-    run = score(ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="loss",
-                             output=str(tmp_path / "out" / "influence.csv")))  # auto: the file holds parameters
+    options = ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="loss",
+                           output=str(tmp_path / "out" / "influence.csv"))
+    run = score(options)  # auto: the file holds parameters
     x, y = load_numpy(train_csv)
     eta = project.scheduler.get_learning_rate(1)  # the last epoch's (its one step's) learning rate
     expected = theta - eta * np.mean([gradient(theta, xi, yi) for xi, yi in zip(x, y)], axis=0).reshape(theta.shape)
-    np.testing.assert_allclose(theta_of(run.trials[0].model), expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(theta_of(trial_of(options).model), expected, rtol=0, atol=1e-5)
     assert run.summary["start_from"] == "trained" and run.summary["epochs_trained"] == 1
-    assert run.summary["epochs"] == 2 and len(run.trials[0].record.schedule) == 1
+    assert run.summary["epochs"] == 2 and len(trial_of(options).record.schedule) == 1
 
 
 def test_initial_start_retrains_every_epoch_and_trained_needs_parameters(tmp_path, digits, cli):
@@ -55,7 +52,7 @@ def test_initial_start_retrains_every_epoch_and_trained_needs_parameters(tmp_pat
     assert not (tmp_path / "t.csv").exists()
 
 
-def test_auto_averages_three_trials_of_influence_where_one_trial_is_a_lottery(tmp_path, digits, caplog):
+def test_auto_averages_three_trials_of_influence_where_one_trial_is_unsteady(tmp_path, digits, caplog):
     """-nt auto: from trained parameters, at SGD's full learning rate, `influence` averages 3 one-epoch trials
     (docs/evidence.md, section 4), the same scores as -nt 3, and says so; -nt 1 gets one trial and the advice."""
     nnp, train_csv, val_csv = _trained_project(tmp_path, digits)
@@ -67,27 +64,14 @@ def test_auto_averages_three_trials_of_influence_where_one_trial_is_a_lottery(tm
                                               n_trials=trials, output=str(tmp_path / f"out_{trials}.csv")))
             said = " ".join(record.getMessage() for record in caplog.records)
         assert ("Averaging 3 trials (--n-trials auto)" in said) == (trials == "auto")
-        assert ("-nt auto, the default, averages 3 one-epoch trials here" in said) == (trials == 1)
-    assert runs["auto"].summary["n_trials"] == 3 and len(runs["auto"].trials) == 3
-    assert [t.seed for t in runs["auto"].trials] == [0, 1, 2]
-    assert all(len(t.record.schedule) == 1 for t in runs["auto"].trials)  # each trains the last epoch only
+        assert ("-nt auto (the default) averages 3 one-epoch trials here" in said) == (trials == 1)
+    assert runs["auto"].summary["n_trials"] == 3
+    auto = ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="influence",
+                        output=str(tmp_path / "out_auto.csv"))
+    trials = [trial_of(auto, number) for number in range(3)]
+    assert [t.seed for t in trials] == [0, 1, 2]
+    assert all(len(t.record.schedule) == 1 for t in trials)  # each trains the last epoch only
     np.testing.assert_array_equal(runs["auto"].scores, runs[3].scores)
     assert runs[1].summary["n_trials"] == 1 and not np.allclose(runs[1].scores, runs[3].scores)
 
 
-@pytest.mark.parametrize("ranking, solver, gamma, trained, expected", [
-    ("influence", "Sgd", 1.0, True, 3),
-    ("influence", "Momentum", 1.0, True, 3),
-    ("influence", "Adam", 1.0, True, 1),  # one trial is within 0.01 of three there
-    ("influence", "Sgd", 0.5, True, 1),  # the rate has decayed: one draw is close to another
-    ("influence", "Sgd", 1.0, False, 1),  # every trial would train every epoch again: the log advises instead
-    ("loss-history", "Sgd", 1.0, True, 1),
-    ("sgd-influence", "Sgd", 1.0, True, 1),
-])
-def test_auto_trial_count(tmp_path, ranking, solver, gamma, trained, expected):
-    model = variant(softmax_regression_project(str(tmp_path), lr=0.1, epochs=4, batch_size=16, solver=solver),
-                    str(tmp_path / "schedule.nntxt"), {"gamma: 1": f"gamma: {gamma}"})
-    project = load_project(model)
-    plan = TrainingPlan(epochs=4, batch_size=16, seed=0, first_epoch=3 if trained else 0)
-    assert trial_count(AUTO, create(ranking), project, plan, 40, trained) == expected
-    assert trial_count(3, create(ranking), project, plan, 40, trained) == 3  # a number is taken as it is

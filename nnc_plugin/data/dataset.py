@@ -33,6 +33,29 @@ def display_name(header_cell):
     return (label or name).strip()
 
 
+def is_path_cell(cell):
+    """True when a CSV cell names a file (relative to the CSV's folder, as NNC resolves it), not a number."""
+    try:
+        float(cell)
+        return False
+    except ValueError:
+        return os.path.splitext(cell)[1].lower() in FILE_EXTENSIONS
+
+
+def relocate_path(cell, source_folder, target_folder):
+    """Rewrite a path cell of a CSV in `source_folder` so it resolves from `target_folder`."""
+    if not is_path_cell(cell) or os.path.isabs(cell.replace("\\", "/")):
+        return cell
+    absolute = os.path.normpath(os.path.join(source_folder, cell.replace("\\", "/")))
+    try:
+        relative = os.path.relpath(absolute, target_folder)
+    except ValueError:  # another drive on Windows
+        return absolute
+    if "\\" in cell:
+        relative = relative.replace("/", "\\")
+    return relative
+
+
 @dataclass
 class Dataset:
     """A dataset CSV read into memory.

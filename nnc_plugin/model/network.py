@@ -22,13 +22,9 @@ from nnabla.ext_utils import get_extension_context
 from ..errors import UserError, first_line
 from ..parallel import SingleProcess
 
-CONTEXTS = ("cpu", "cudnn")
-
-
 def extension_context(name):
-    """Return nnabla's extension context for "cpu" or "cudnn", with a clear error if unavailable."""
-    if name not in CONTEXTS:
-        raise UserError(f"Unknown context '{name}'; use one of {', '.join(CONTEXTS)}.")
+    """Return nnabla's extension context for "cpu" or "cudnn" (options.CONTEXTS), with a clear error if
+    unavailable."""
     try:
         return get_extension_context(name)
     except Exception:
@@ -177,20 +173,20 @@ class Model:
     """The network of one trial: parameters, solver, and loss graphs by batch size.
 
     Parameters are created from the initialisers in the model file with a random state
-    seeded by `seed`, as NNC does when it starts training; trained parameters stored in the
-    model file are not used.
+    seeded by `seed`, as NNC does when it starts training (`set_trained_parameters` puts the
+    model file's trained ones in). `comm` (parallel.py) shares every minibatch out over the
+    processes of a data-parallel run.
     """
 
-    comm = SingleProcess()  # data-parallel runs set the communicator that shares every minibatch out
-
-    def __init__(self, project, seed, context="cpu"):
+    def __init__(self, project, seed, context="cpu", comm=None):
         self.project = project
         self.context = extension_context(context)
+        self.comm = comm or SingleProcess()  # data-parallel: the processes every minibatch is shared out over
         nn.set_default_context(self.context)
         self.scope = OrderedDict()
         self.graph = unrolled_graph(project.proto, project.path, param_scope=self.scope,
                                     rng=np.random.RandomState(seed))
-        self.generator_rng = np.random.RandomState(seed + 1)
+        self.seed_generators(seed + 1)
         self._graphs = {}
         # Building the training graph once creates every parameter.
         self.loss_graph(project.batch_size, train=True)
@@ -203,6 +199,14 @@ class Model:
         self.all_parameters = OrderedDict(everything)
         self.parameters = OrderedDict((n, everything[n]) for n in project.trainable_parameters)
         self.solver = self._make_solver()
+
+    def seed_generators(self, seed):
+        """Draw the values of the optimizer's generator variables (noise inputs) from a generator seeded here."""
+        self.generator_rng = np.random.RandomState(seed)
+
+    def seed_random_layers(self, seed):
+        """Seed nnabla's random layers (dropout, augmentation) of the training network."""
+        nn.seed(seed)
 
     def _make_solver(self):
         factory = getattr(S, self.project.solver_name, None)

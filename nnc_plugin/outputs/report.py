@@ -1,27 +1,30 @@
 """The visual report: one self-contained HTML file a no-code user opens in any browser.
 
 It shows the run's summary, the most harmful and the most helpful training samples as
-thumbnails (label, score and row index under each), and the distribution of the scores.
-Images are embedded as data URIs and the style sheet is inline, so the file can be moved,
-mailed or archived on its own; it loads nothing from anywhere.
+thumbnails (label, score and row index under each; tabular rows show their label and first
+values), and the distribution of the scores. Images are embedded as data URIs and the style sheet
+is inline, so the file can be moved, mailed or archived on its own; it loads nothing from
+anywhere. The page itself is templates/report.html; this module fills in its fields.
 """
 import base64
 import datetime
 import html
 import io
 import os
+import string
 
 import numpy as np
 
 from .. import __version__ as VERSION
-from .cleanse import read_scored_csv
-from ..data.dataset import IMAGE_EXTENSIONS, display_name
+from ..data.dataset import IMAGE_EXTENSIONS, display_name, variable_name
 from ..errors import UserError
-from ..scores import report_text
+from ..files import check_writable, write_atomically
 from ..log import info
-from ..files import write_atomically
-from .output import check_writable, harmful_order
+from ..scores import report_text
+from .scored_csv import harmful_order, read_scored_csv
 from .summary import read_summary, summary_path
+
+TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "report.html")
 
 DEFAULT_TOP = 24
 THUMBNAIL_PIXELS = 160  # larger images are shrunk to this size before they are embedded
@@ -84,10 +87,29 @@ def _format(value):
     return f"{value:.3g}" if value != 0 else "0"
 
 
-def _card(table, position, rank, images_at, kind):
+LABELS_SHOWN = 4  # cells shown under a card besides its images: the label first, then comments and values
+
+
+def _label_columns(table, summary):
+    """Positions of the columns a card names first: the network's target (label) columns as the summary records
+    them, else those of a variable named y (NNC's habit), else none."""
+    names = summary.get("label_columns") or ["y"]
+    return [at for at, cell in enumerate(table.header) if variable_name(cell) in names]
+
+
+def _caption_columns(table, images_at, labels_at):
+    """The columns a card shows in words: the labels, then comment columns (#id), then the other values."""
+    labels_at = [at for at in labels_at if at not in images_at]  # an image target is shown as an image
+    rest = [at for at in range(len(table.header)) if at not in images_at and at not in labels_at]
+    comments = [at for at in rest if table.header[at].startswith("#")]
+    return (labels_at + comments + [at for at in rest if at not in comments])[:LABELS_SHOWN]
+
+
+def _thumbnails(table, position, images_at):
+    """The HTML of a row's images (input, and for image-to-image networks the target), side by side."""
     folder = os.path.dirname(table.path)
     parts = []
-    for at in images_at:  # input (and target) images side by side, each named when there are several
+    for at in images_at:
         cell = table.rows[position][at]
         name = f"{display_name(table.header[at])}: " if len(images_at) > 1 else ""
         embedded = thumbnail(os.path.join(folder, cell.replace("\\", "/")))
@@ -101,16 +123,18 @@ def _card(table, position, rank, images_at, kind):
     if len(images_at) > 1:
         names = " / ".join(html.escape(display_name(table.header[at])) for at in images_at)
         parts = [f'<div class="thumbs">{"".join(parts)}</div><span class="label">{names}</span>']
-    labels = []
-    for at, (column, cell) in enumerate(zip(table.header, table.rows[position])):
-        if at not in images_at:
-            labels.append(f'<span class="label">{html.escape(display_name(column))} <b>{html.escape(cell)}</b></span>')
+    return "".join(parts)
+
+
+def _card(table, position, rank, columns, kind):
+    """One sample's card: its images, its label and first values, its score and its row index."""
+    images_at, shown = columns
+    labels = "".join(f'<span class="label">{html.escape(display_name(table.header[at]))} '
+                     f'<b>{html.escape(table.rows[position][at])}</b></span>' for at in shown)
     score = table.scores[position]
-    return (f'<figure class="card {kind}"><span class="rank">#{rank}</span>{"".join(parts)}<figcaption>'
-            f'{"".join(labels[:4])}'
-            f'<span class="score" title="influence">{html.escape(_format(score))}</span>'
-            f'<span class="index">row index {int(table.indices[position])}</span>'
-            f'</figcaption></figure>')
+    return (f'<figure class="card {kind}"><span class="rank">#{rank}</span>{_thumbnails(table, position, images_at)}'
+            f'<figcaption>{labels}<span class="score" title="influence">{html.escape(_format(score))}</span>'
+            f'<span class="index">row index {int(table.indices[position])}</span></figcaption></figure>')
 
 
 def _histogram_svg(scores, split, bins=48, width=1040, height=240):
@@ -198,66 +222,54 @@ def _summary_rows(summary):
     return "".join(rows)
 
 
-STYLE = """
-:root { --harmful: #c0392b; --helpful: #1f7a5a; --ink: #1d2330; --muted: #5b6475; --line: #dde1e8; }
-* { box-sizing: border-box; }
-body { margin: 0; background: #f4f6f9; color: var(--ink);
-       font: 15px/1.45 "Segoe UI", "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1120px; margin: 0 auto; padding: 28px 24px 48px; }
-h1 { font-size: 26px; margin: 0 0 4px; }
-h2 { font-size: 19px; margin: 34px 0 6px; }
-p.lead { color: var(--muted); margin: 0 0 18px; max-width: 860px; }
-p.note { color: var(--muted); margin: 4px 0 12px; font-size: 14px; }
-div.warning { border-left: 4px solid var(--harmful); background: #fdecea; padding: 10px 14px; margin: 14px 0; }
-.stats { display: flex; flex-wrap: wrap; gap: 12px; }
-.stat { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 16px; min-width: 150px; }
-.stat b { display: block; font-size: 22px; }
-.stat span { color: var(--muted); font-size: 13px; }
-.stat.harmful b { color: var(--harmful); }
-.stat.helpful b { color: var(--helpful); }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(118px, 1fr)); gap: 10px; }
-.card { position: relative; margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 8px;
-        padding: 8px; text-align: center; border-top: 4px solid var(--line); }
-.card.harmful { border-top-color: var(--harmful); }
-.card.helpful { border-top-color: var(--helpful); }
-.thumb { display: block; width: 88px; height: 88px; margin: 0 auto 6px; object-fit: contain; background: #000; }
-.thumb.pixelated { image-rendering: pixelated; }
-.thumbs { display: flex; gap: 4px; justify-content: center; }
-.thumbs .thumb { width: 52px; height: 52px; margin: 0 0 4px; }
-.thumb.missing, .thumb.broken { display: flex; align-items: center; justify-content: center; background: #eee;
-        color: var(--muted); font-size: 12px; }
-figcaption { display: flex; flex-direction: column; gap: 1px; font-size: 12.5px; }
-.rank { position: absolute; top: 6px; left: 6px; padding: 0 5px; border-radius: 4px; font-size: 11px;
-        color: var(--muted); background: rgba(255, 255, 255, 0.9); border: 1px solid var(--line); }
-.score { font-weight: 700; font-size: 14px; }
-.card.harmful .score { color: var(--harmful); }
-.card.helpful .score { color: var(--helpful); }
-.index { color: var(--muted); }
-.panel { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; }
-.histogram { display: block; width: 100%; height: auto; font-size: 12px; fill: var(--muted); }
-.histogram rect.harmful { fill: var(--harmful); }
-.histogram rect.helpful { fill: var(--helpful); }
-.histogram rect.neutral { fill: #9aa3b2; }
-.histogram .axis { stroke: #98a0ad; }
-.histogram .zero { stroke: var(--ink); stroke-dasharray: 3 3; }
-table.summary { border-collapse: collapse; width: 100%; font-size: 14px; }
-table.summary th { text-align: left; font-weight: 600; width: 260px; padding: 5px 10px 5px 0; vertical-align: top; }
-table.summary td { padding: 5px 0; word-break: break-all; }
-table.summary tr + tr { border-top: 1px solid var(--line); }
-.next { background: #fffbea; border: 1px solid #f0e2a8; border-radius: 8px; padding: 10px 16px; margin-top: 18px; }
-footer { color: var(--muted); font-size: 12px; margin-top: 30px; }
-"""
+def _chosen_samples(table, text, top):
+    """(positions of the harmful cards, of the helpful cards, the score that splits the histogram's colours)."""
+    order = harmful_order(table.scores, table.indices)
+    if text.signed:  # the sign itself says harmful or helpful
+        harmful = [p for p in order[:top] if table.scores[p] < 0]
+        helpful = [p for p in order[::-1][:top] if table.scores[p] > 0]
+        return harmful, helpful, 0.0
+    harmful = list(order[:min(top, len(table))])
+    helpful = [p for p in order[::-1][:top] if p not in set(harmful)]
+    return harmful, helpful, (float(table.scores[harmful[-1]]) if harmful else None)
 
-# Marks images the browser could not decode, and records how many were shown (the tests read it).
-SCRIPT = """
-window.addEventListener("load", function () {
-  var images = document.querySelectorAll("img.thumb"), shown = 0;
-  images.forEach(function (image) {
-    if (image.complete && image.naturalWidth > 0) { shown += 1; } else { image.classList.add("broken"); }
-  });
-  document.body.setAttribute("data-images-shown", shown + "/" + images.length);
-});
-"""
+
+def _grid(table, positions, columns, kind, empty):
+    if not positions:
+        return f'<p class="note">{empty}</p>'
+    cards = "".join(_card(table, p, rank, columns, kind) for rank, p in enumerate(positions, start=1))
+    return f'<div class="grid {kind}-samples">{cards}</div>'
+
+
+def _headline(table, text, ranking, harmful_count):
+    """(the statistics boxes, the lead sentence, the histogram's caption), in the words of the ranking's sign."""
+    n, median = len(table), _format(float(np.median(table.scores)))
+    boxes = f'<div class="stat"><b>{n}</b><span>training samples scored</span></div>'
+    if text.signed:
+        negative, positive = int((table.scores < 0).sum()), int((table.scores > 0).sum())
+        boxes += (f'<div class="stat harmful"><b>{negative}</b><span>with negative influence (harmful)</span></div>'
+                  f'<div class="stat helpful"><b>{positive}</b><span>with positive influence (helpful)</span></div>')
+        lead = ('A <b style="color:var(--harmful)">negative</b> score means the model would have done better without '
+                'that sample: look at those first, they are often mislabeled or unusual. A '
+                '<b style="color:var(--helpful)">positive</b> score means the sample helped.')
+        bars = ("Red bars: harmful samples (negative influence); green bars: helpful ones. Most samples sit near 0; "
+                "the few far to the left are the cleansing candidates.")
+    else:
+        boxes += f'<div class="stat"><b>{html.escape(ranking)}</b><span>ranking</span></div>'
+        lead = ('The <b style="color:var(--harmful)">lower</b> the score, the more suspicious the sample: look at those '
+                'first, they are often mislabeled or unusual.')
+        bars = (f"Red bars: the {harmful_count} lowest scores, shown above as the most suspicious samples; "
+                "grey bars: the others.")
+    boxes += f'<div class="stat"><b>{median}</b><span>median score</span></div>'
+    return f'<div class="stats">{boxes}</div>', lead, bars
+
+
+def _details(table, summary):
+    if not summary:
+        return (f'<p class="note">No run summary ({html.escape(os.path.basename(table.path))}.summary.json) was found '
+                f'beside the scored CSV {html.escape(table.path)}.</p>')
+    return (f'<table class="summary">{_summary_rows(summary)}'
+            f'<tr><th>Scored CSV</th><td>{html.escape(table.path)}</td></tr></table>')
 
 
 def render_report(table, summary, top=DEFAULT_TOP):
@@ -267,88 +279,24 @@ def render_report(table, summary, top=DEFAULT_TOP):
     """
     ranking = summary.get("ranking") or "sgd-influence"
     text = report_text(ranking)
-    order = harmful_order(table.scores, table.indices)
-    n = len(table)
-    if text.signed:
-        harmful = [p for p in order[:top] if table.scores[p] < 0]
-        helpful = [p for p in order[::-1][:top] if table.scores[p] > 0]
-        split = 0.0
-    else:
-        harmful = list(order[:min(top, n)])
-        helpful = [p for p in order[::-1][:top] if p not in set(harmful)]
-        split = float(table.scores[harmful[-1]]) if harmful else None
+    harmful, helpful, split = _chosen_samples(table, text, top)
     images_at = _image_columns(table)
-
-    def grid(positions, kind, empty):
-        if not positions:
-            return f'<p class="note">{empty}</p>'
-        cards = "".join(_card(table, p, rank, images_at, kind) for rank, p in enumerate(positions, start=1))
-        return f'<div class="grid {kind}-samples">{cards}</div>'
-
-    source = summary.get("input_train") or table.path
-    median = f'<div class="stat"><b>{_format(float(np.median(table.scores)))}</b><span>median score</span></div>'
-    if text.signed:
-        negative, positive = int((table.scores < 0).sum()), int((table.scores > 0).sum())
-        counts = (f'<div class="stat harmful"><b>{negative}</b><span>with negative influence (harmful)</span></div>'
-                  f'<div class="stat helpful"><b>{positive}</b><span>with positive influence (helpful)</span></div>')
-        lead = ('A <b style="color:var(--harmful)">negative</b> score means the model would have done better without '
-                'that sample: look at those first, they are often mislabeled or unusual. A '
-                '<b style="color:var(--helpful)">positive</b> score means the sample helped.')
-        bars = ("Red bars: harmful samples (negative influence); green bars: helpful ones. Most samples sit near 0; "
-                "the few far to the left are the cleansing candidates.")
-    else:
-        counts = f'<div class="stat"><b>{html.escape(ranking)}</b><span>ranking</span></div>'
-        lead = ('The <b style="color:var(--harmful)">lower</b> the score, the more suspicious the sample: look at those '
-                'first, they are often mislabeled or unusual.')
-        bars = (f"Red bars: the {len(harmful)} lowest scores, shown above as the most suspicious samples; "
-                "grey bars: the others.")
-    stats = f'<div class="stats"><div class="stat"><b>{n}</b><span>training samples scored</span></div>{counts}{median}</div>'
-    details = (f'<table class="summary">{_summary_rows(summary)}'
-               f'<tr><th>Scored CSV</th><td>{html.escape(table.path)}</td></tr></table>'
-               if summary else
-               f'<p class="note">No run summary ({html.escape(os.path.basename(table.path))}.summary.json) was found '
-               f'beside the scored CSV {html.escape(table.path)}.</p>')
-    warnings = "".join(f'<div class="warning"><b>Check the training first.</b> {html.escape(w)}</div>'
-                       for w in summary.get("warnings") or [])
-    created = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Data cleansing report: {html.escape(os.path.basename(source))}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<main>
-<h1>Data cleansing report</h1>
-<p class="lead">Every training sample of <b>{html.escape(os.path.basename(source))}</b> was scored by
-{html.escape(text.scored_by)}. {lead}</p>
-{stats}
-{warnings}
-<h2 id="harmful">{html.escape(text.low_title)}</h2>
-<p class="note">The {len(harmful)} {html.escape(text.low_note)}, with their label, their score (red) and their row
-index: the sample's position in the training CSV, counted from 0 (its datasource_index). Check each label: if it is
-wrong or the image is unusable, remove or fix that row.</p>
-{grid(harmful, "harmful", "No sample has a negative influence: none of them made the validation loss worse.")}
-<h2 id="helpful">{html.escape(text.high_title)}</h2>
-<p class="note">The {len(helpful)} {html.escape(text.high_note)}.</p>
-{grid(helpful, "helpful", "No sample has a positive influence.")}
-<h2 id="distribution">Distribution of the scores</h2>
-<div class="panel">{_histogram_svg(table.scores, split)}
-<p class="note">{bars}</p></div>
-<div class="next"><b>Next step.</b> Write the training CSV without the most harmful rows with the plugin
-<i>Data_cleansing_cleansed_dataset</i> (or <code>nnc-cleanse cleanse</code>), set it as the Training dataset of your
-project and train again.</div>
-<h2 id="summary">Run summary</h2>
-<div class="panel">{details}</div>
-<footer>Made by nnc-cleanse {html.escape(VERSION)} on {created}. This file is self-contained: it can be moved or
-shared on its own.</footer>
-</main>
-<script>{SCRIPT}</script>
-</body>
-</html>
-"""
+    columns = (images_at, _caption_columns(table, images_at, _label_columns(table, summary)))
+    stats, lead, bars = _headline(table, text, ranking, len(harmful))
+    with open(TEMPLATE, encoding="utf-8") as f:
+        template = string.Template(f.read())
+    return template.substitute(
+        source_name=html.escape(os.path.basename(summary.get("input_train") or table.path)),
+        scored_by=html.escape(text.scored_by), lead=lead, stats=stats,
+        warnings="".join(f'<div class="warning"><b>Check the training first.</b> {html.escape(w)}</div>'
+                         for w in summary.get("warnings") or []),
+        low_title=html.escape(text.low_title), low_note=html.escape(text.low_note), harmful_count=len(harmful),
+        harmful_grid=_grid(table, harmful, columns, "harmful",
+                           "No sample has a negative influence: none of them made the validation loss worse."),
+        high_title=html.escape(text.high_title), high_note=html.escape(text.high_note), helpful_count=len(helpful),
+        helpful_grid=_grid(table, helpful, columns, "helpful", "No sample has a positive influence."),
+        histogram=_histogram_svg(table.scores, split), bars=bars, details=_details(table, summary),
+        version=html.escape(VERSION), created=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
 
 
 def write_report(scored_csv, output, top=None):

@@ -50,6 +50,7 @@ def run_summary(options, setup, facts, processes=1):
         "output": os.path.abspath(options.output),
         "n_train": len(setup.train_data),
         "n_val": len(setup.val_data) if setup.val_data is not None else 0,
+        "label_columns": list(project.target_columns),
         "ranking": options.ranking,
         "epochs": plan.epochs,
         "start_from": "trained" if setup.trained_parameters is not None else "initial",

@@ -3,9 +3,15 @@
 A ranking turns one trained `Trial` into one score per training row, lower = more harmful, and
 declares what it needs: validation data, second derivatives (nnabla cannot take them through
 every layer), the parameters of every traced step. It also says how the report and the help
-text speak of its scores. Adding a ranking is one subclass with `@register`, in one module of
-this package, imported by `scores/__init__.py`.
+text speak of its scores. Adding a ranking is one subclass with `@register`, in a module of this
+package named after it, imported by `scores/__init__.py`. Ranking modules import the calculus
+they score with (nnabla) inside `score`, so that listing the rankings (`--help`, NNC's plugin menu)
+stays quick.
+
+A candidate that is not (yet) part of the package, such as a research ranking, is tried with
+`trying(Candidate)`: it is known by its name inside that block only.
 """
+import contextlib
 from dataclasses import dataclass
 
 DEFAULT_RANKING = "loss-history"
@@ -34,7 +40,7 @@ class Ranking:
     second_order = False  # needs second derivatives (nnabla's double backward) through the network
     checkpoints = 0  # needs the parameters at the end of the last this-many epochs
     snapshots = 0  # needs the parameters at this many evenly spaced points of the last epoch
-    trials_at_full_rate = 1  # trials `-nt auto` averages where one is a lottery (training.trial.trial_count)
+    trials_at_full_rate = 1  # trials `-nt auto` averages where one trial is unsteady (training/trial_policy.py)
     report = GENERIC_TEXT
 
     def __init__(self, mode="final", reference=False):
@@ -55,11 +61,25 @@ _RANKINGS = {}
 
 
 def register(cls):
-    """Class decorator: make a `Ranking` subclass available by its name (the order of registration is kept)."""
+    """Class decorator of the package's ranking modules: make a `Ranking` subclass available by its name (the
+    order of registration is kept)."""
     if not cls.name or cls.name in _RANKINGS:
         raise ValueError(f"a ranking needs a unique name, not '{cls.name}'")
     _RANKINGS[cls.name] = cls
     return cls
+
+
+@contextlib.contextmanager
+def trying(*classes):
+    """Make the `Ranking` subclasses `classes` available by their names inside the block, and only there."""
+    added = []
+    try:
+        for cls in classes:
+            added.append(register(cls).name)
+        yield
+    finally:
+        for name in added:
+            del _RANKINGS[name]
 
 
 def names():

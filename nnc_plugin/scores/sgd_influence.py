@@ -1,6 +1,10 @@
-"""SGD-influence (Hara et al. 2019; storage-efficient: Suzuki et al. 2021) as a ranking."""
+"""`--ranking sgd-influence`: SGD-influence (Hara et al. 2019; storage-efficient: Suzuki et al. 2021).
+
+Each row's score is the term of the backward recursion (recursion.py) at the one step of the traced epoch
+that held it, along the minibatch order training took: what leaving the row out of that step would have
+changed in the validation loss at the end of training.
+"""
 from ..log import info
-from .influence import PropagationSettings, sgd_influence, validation_gradient
 from .registry import Ranking, ReportText, register
 
 UNSTABLE_GROWTH = 100.0  # u growing more than this over the traced steps: the propagation is unstable
@@ -8,7 +12,7 @@ UNSTABLE_GROWTH = 100.0  # u growing more than this over the traced steps: the p
 
 @register
 class SgdInfluence(Ranking):
-    """Each row's SGD-influence on the mean validation loss (influence.py): < 0, leaving the row out
+    """Each row's SGD-influence on the mean validation loss (recursion.py): < 0, leaving the row out
     would have lowered the validation loss. `mode` "final" takes every gradient at the final
     parameters (storage-efficient), "all" at the parameters cached before each traced step (exact)."""
     name = "sgd-influence"
@@ -27,6 +31,8 @@ class SgdInfluence(Ranking):
         return self.mode == "all"
 
     def score(self, trial):
+        from .gradients import validation_gradient  # nnabla: imported when scoring, not when listing the rankings
+        from .recursion import PropagationSettings, sgd_influence
         model = trial.model
         u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
         settings = PropagationSettings(
@@ -36,9 +42,9 @@ class SgdInfluence(Ranking):
         scores = sgd_influence(model, trial.train_data, trial.record.schedule, u, trial.linearisation(self.mode),
                                settings)
         if settings.u_growth > UNSTABLE_GROWTH:
-            info(f"Note: going back through the traced steps, the validation gradient grew {settings.u_growth:.3g} "
-                 "times (the learning rate is above the stable limit of the network's curvature at the parameters the "
-                 "gradients are taken at), so the earliest traced "
-                 "steps dominate the SGD-influence scores; prefer --ranking influence, which stops before that growth, or "
-                 "--ranking loss-history to find mislabeled rows (docs/evidence.md).")
+            info(f"Note: going back through the last epoch's training steps, the effect of the rows on the "
+                 f"validation loss grew {settings.u_growth:.3g} times instead of fading: training ends at a learning "
+                 "rate too large for SGD-influence to follow, so the rows trained first in that epoch get the largest "
+                 "scores whatever they are worth. Use --ranking influence, which stops before that growth, or the "
+                 "default ranking (docs/evidence.md).")
         return scores

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import nnabla as nn
 
 from . import step_size
 from ..errors import UserError
@@ -122,87 +121,105 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
         every step while keeping the minibatches and their size, which is the counterfactual
         SGD-influence estimates (used by the fidelity benchmark).
     """
-    project = model.project
-    epochs, batch_size = plan.epochs, plan.batch_size
-    n = len(dataset)
-    per_epoch = steps_per_epoch(n, batch_size)
-    first_traced_epoch = max(epochs - plan.trace_epochs, 0)
-    adaptive = step_size.is_adaptive(project.solver_name)
-    rng = np.random.RandomState(plan.seed)
-    nn.seed(plan.seed)  # random layers (dropout, augmentation) of the training network
+    run = _TrainingRun(model, dataset, plan, cache, sample_weights)
+    if 0 < plan.first_epoch and plan.first_epoch - 1 >= run.first_checkpoint:  # a trained start is an epoch end too
+        run.checkpoint(plan.first_epoch - 1, model.project.scheduler.get_learning_rate(run.iteration - 1))
+    for epoch in range(plan.first_epoch, plan.epochs):
+        run.train_epoch(epoch)
+    return run.finish()
 
-    traced_batches, traced_rates = [], []
-    # per value of every trainable parameter: the sum over traced steps of its squared gradient
-    squared_gradients = {name: np.zeros(p.shape, dtype=np.float64) for name, p in model.parameters.items()}
-    record = TrainingRecord(schedule=None)
-    history_sum = np.zeros(n)  # each sample's loss when trained on, summed over the second half of the epochs run
-    first_history_epoch = max(epochs // 2, plan.first_epoch)
-    iteration = plan.first_epoch * per_epoch  # the scheduler's learning rates continue where that epoch starts
-    first_checkpoint = epochs - plan.checkpoints
-    if 0 < plan.first_epoch and plan.first_epoch - 1 >= first_checkpoint:  # a trained start is an epoch end too
-        _checkpoint(record, cache, model, plan.first_epoch - 1, project.scheduler.get_learning_rate(iteration - 1))
-    for epoch in range(plan.first_epoch, epochs):
+
+class _TrainingRun:
+    """The state of one `train` call while it runs: the iteration, the traced steps, the sums it records."""
+
+    def __init__(self, model, dataset, plan, cache, sample_weights):
+        self.model, self.dataset, self.plan, self.cache, self.sample_weights = model, dataset, plan, cache, sample_weights
+        self.per_epoch = steps_per_epoch(len(dataset), plan.batch_size)
+        self.first_traced_epoch = max(plan.epochs - plan.trace_epochs, 0)
+        self.first_history_epoch = max(plan.epochs // 2, plan.first_epoch)
+        self.first_checkpoint = plan.epochs - plan.checkpoints
+        self.adaptive = step_size.is_adaptive(model.project.solver_name)
+        self.rng = np.random.RandomState(plan.seed)
+        model.seed_random_layers(plan.seed)
+        self.traced_batches, self.traced_rates = [], []
+        # per value of every trainable parameter: the sum over traced steps of its squared gradient
+        self.squared_gradients = {name: np.zeros(p.shape, dtype=np.float64) for name, p in model.parameters.items()}
+        self.record = TrainingRecord(schedule=None)
+        self.history_sum = np.zeros(len(dataset))  # each row's loss when trained on, summed over the history epochs
+        self.iteration = plan.first_epoch * self.per_epoch  # the scheduler's rates continue where that epoch starts
+
+    def checkpoint(self, epoch, learning_rate, final=False):
+        """Keep the parameters at the end of `epoch` (the final ones are cached anyway)."""
+        if not final:
+            self.cache.save_checkpoint(epoch, self.model)
+        self.record.checkpoints.append((epoch, float(learning_rate)))
+
+    def train_epoch(self, epoch):
+        plan, record = self.plan, self.record
         started = time.perf_counter()
-        minibatches = epoch_minibatches(rng, n, batch_size, plan.shuffle)
-        traced = epoch >= first_traced_epoch
-        snapshot_steps = snapshot_positions(plan.snapshots, per_epoch) if epoch == epochs - 1 else ()
+        minibatches = epoch_minibatches(self.rng, len(self.dataset), plan.batch_size, plan.shuffle)
+        snapshot_steps = snapshot_positions(plan.snapshots, self.per_epoch) if epoch == plan.epochs - 1 else ()
         loss_sum = 0.0
-        with Progress(f"Training epoch {epoch + 1}/{epochs}", per_epoch) as progress:
+        with Progress(f"Training epoch {epoch + 1}/{plan.epochs}", self.per_epoch) as progress:
             for step, indices in enumerate(minibatches):
-                learning_rate = float(project.scheduler.get_learning_rate(iteration))
-                if traced and plan.keep_step_parameters:
-                    cache.save_step_parameters(len(traced_rates), model)
                 if step in snapshot_steps:
-                    cache.save_snapshot(record.snapshots, model)
+                    self.cache.save_snapshot(record.snapshots, self.model)
                     record.snapshots += 1
-                weights = None if sample_weights is None else sample_weights[indices]
-                loss, rows, losses = _update(model, dataset, indices, learning_rate, weights,
-                                             squared_gradients if traced else None)
-                if epoch >= first_history_epoch:
-                    history_sum[rows] += losses
-                if not math.isfinite(loss):
-                    raise UserError(
-                        f"The training loss became {'NaN' if math.isnan(loss) else 'infinite'} in epoch {epoch + 1} "
-                        f"(step {step + 1}) with learning rate {learning_rate:g}; lower the learning rate in the "
-                        "model's optimizer settings, or check the training data for extreme values.")
+                loss, learning_rate = self.train_step(epoch, step, indices)
                 loss_sum += loss * len(indices)
-                if traced:
-                    if plan.keep_step_parameters and adaptive:
-                        cache.save_step_factors(len(traced_rates), _adaptive_factors(model))
-                    traced_batches.append(indices)
-                    traced_rates.append(learning_rate)
-                iteration += 1
-                record.solver_steps += 1
                 progress.advance(1, note=f"loss={loss:.4f}")
-        if epoch >= first_checkpoint:
-            _checkpoint(record, cache, model, epoch, learning_rate, final=epoch == epochs - 1)
+        if epoch >= self.first_checkpoint:
+            self.checkpoint(epoch, learning_rate, final=epoch == plan.epochs - 1)
         record.epoch_seconds.append(time.perf_counter() - started)
-        record.final_loss = loss_sum / n
+        record.final_loss = loss_sum / len(self.dataset)
         record.epoch_losses.append(record.final_loss)
-        info(f"Epoch {epoch + 1}/{epochs}: training loss {record.final_loss:.5f} ({record.epoch_seconds[-1]:.1f} s)")
+        info(f"Epoch {epoch + 1}/{plan.epochs}: training loss {record.final_loss:.5f} "
+             f"({record.epoch_seconds[-1]:.1f} s)")
 
-    traced_steps = max(len(traced_rates), 1)
-    record.untrained = step_size.untrained_elements(
-        {name: total / traced_steps for name, total in squared_gradients.items()})
-    if adaptive:
-        record.final_factors = _adaptive_factors(model)
-    record.schedule = Schedule.from_steps(traced_batches, traced_rates)
-    history_sum = model.comm.sum_arrays([history_sum])[0]  # data-parallel: each process saw its share of the rows
-    record.loss_history = (history_sum / max(epochs - first_history_epoch, 1)).astype(np.float32)
-    return record
+    def train_step(self, epoch, step, indices):
+        """One solver step on the rows `indices`; return (their mean loss, the learning rate)."""
+        plan, model = self.plan, self.model
+        traced = epoch >= self.first_traced_epoch
+        learning_rate = float(model.project.scheduler.get_learning_rate(self.iteration))
+        if traced and plan.keep_step_parameters:
+            self.cache.save_step_parameters(len(self.traced_rates), model)
+        weights = None if self.sample_weights is None else self.sample_weights[indices]
+        loss, rows, losses = _update(model, self.dataset, indices, learning_rate, weights,
+                                     self.squared_gradients if traced else None)
+        if epoch >= self.first_history_epoch:
+            self.history_sum[rows] += losses
+        if not math.isfinite(loss):
+            raise UserError(
+                f"The training loss became {'NaN' if math.isnan(loss) else 'infinite'} in epoch {epoch + 1} "
+                f"(step {step + 1}) with learning rate {learning_rate:g}; lower the learning rate in the "
+                "model's optimizer settings, or check the training data for extreme values.")
+        if traced:
+            if plan.keep_step_parameters and self.adaptive:
+                self.cache.save_step_factors(len(self.traced_rates), _adaptive_factors(model))
+            self.traced_batches.append(indices)
+            self.traced_rates.append(learning_rate)
+        self.iteration += 1
+        self.record.solver_steps += 1
+        return loss, learning_rate
+
+    def finish(self):
+        """The `TrainingRecord` once every epoch has run."""
+        record, model = self.record, self.model
+        traced_steps = max(len(self.traced_rates), 1)
+        record.untrained = step_size.untrained_elements(
+            {name: total / traced_steps for name, total in self.squared_gradients.items()})
+        if self.adaptive:
+            record.final_factors = _adaptive_factors(model)
+        record.schedule = Schedule.from_steps(self.traced_batches, self.traced_rates)
+        history_sum = model.comm.sum_arrays([self.history_sum])[0]  # data-parallel: each process saw its share
+        record.loss_history = (history_sum / max(self.plan.epochs - self.first_history_epoch, 1)).astype(np.float32)
+        return record
 
 
 def snapshot_positions(count, per_epoch):
     """The steps of an epoch of `per_epoch` steps before which `count` evenly spaced snapshots are taken (the
     first before step 0, at the end of the epoch before; fewer when the epoch has fewer steps)."""
     return sorted({k * per_epoch // count for k in range(count)}) if count else []
-
-
-def _checkpoint(record, cache, model, epoch, learning_rate, final=False):
-    """Keep the parameters at the end of `epoch` (the final ones are cached anyway)."""
-    if not final:
-        cache.save_checkpoint(epoch, model)
-    record.checkpoints.append((epoch, float(learning_rate)))
 
 
 def _update(model, dataset, indices, learning_rate, weights=None, squared_gradients=None):

@@ -23,9 +23,6 @@ from .cache import TrialCache, fingerprint, trial_key
 from .trainer import Schedule, TrainingPlan, TrainingRecord, epoch_minibatches, steps_per_epoch, train
 
 
-AUTO = "auto"  # --n-trials auto: let `trial_count` decide
-
-
 @dataclass
 class TrialSetup:
     """What every trial of a run shares; trial k uses the seed `plan.seed + k`."""
@@ -94,10 +91,6 @@ class Trial:
         return step_size.linearisation(self.project.solver_name, self.project.solver_hyperparameters,
                                        lambda t: schedule.step(t)[1], self.step_factors(mode), iterations)
 
-    def one_trial_is_a_draw(self):
-        """True when this training's final parameters are one draw of where it wanders (`one_trial_is_a_draw`)."""
-        return one_trial_is_a_draw(self.project, self.setup.plan, len(self.train_data))
-
     def schedule_back(self, steps):
         """The steps to go back through: the traced ones, preceded, when they are fewer than `steps`, by whole
         earlier epochs (never more than training had), each a fresh random order of the training rows (training's
@@ -142,34 +135,6 @@ class Trial:
         return lambda t: [c * masks[n] if n in masks else c for n, c in zip(names, factors(t))]
 
 
-def ends_at_full_rate(project, plan, n_rows):
-    """True when the last step of `plan` runs at half or more of the largest learning rate the model file's
-    scheduler gives any epoch (a constant rate, say, as against one that decays)."""
-    per_epoch = steps_per_epoch(n_rows, plan.batch_size)
-
-    def rate(iteration):
-        return float(project.scheduler.get_learning_rate(iteration))
-    largest = max(rate(epoch * per_epoch + step) for epoch in range(plan.epochs) for step in (0, per_epoch - 1))
-    return rate(plan.epochs * per_epoch - 1) >= 0.5 * largest
-
-
-def one_trial_is_a_draw(project, plan, n_rows):
-    """True where the final parameters are one draw of where training wanders: a solver without adaptive steps
-    (SGD, Momentum and kin) ending at its full learning rate (`ends_at_full_rate`)."""
-    return not step_size.is_adaptive(project.solver_name) and ends_at_full_rate(project, plan, n_rows)
-
-
-def trial_count(requested, ranking, project, plan, n_rows, trained):
-    """How many trials to average: `requested`, or for AUTO the ranking's `trials_at_full_rate` where one trial is
-    a draw (`one_trial_is_a_draw`) and a trial is cheap (it continues from the model file's trained parameters:
-    `trained`), else 1."""
-    if requested != AUTO:
-        return requested
-    if trained and ranking.trials_at_full_rate > 1 and one_trial_is_a_draw(project, plan, n_rows):
-        return ranking.trials_at_full_rate
-    return 1
-
-
 def _key(setup, plan):
     """What a trial's training is made from, for the cache's manifest (see cache.trial_key)."""
     model = setup.project.proto.SerializeToString(deterministic=True)
@@ -184,9 +149,7 @@ def _key(setup, plan):
 
 
 def _model(setup, seed):
-    model = Model(setup.project, seed=seed, context=setup.context)
-    model.comm = setup.comm
-    return model
+    return Model(setup.project, seed=seed, context=setup.context, comm=setup.comm)
 
 
 def open_trial(setup, number):
@@ -236,5 +199,5 @@ def open_trial(setup, number):
             raise
         comm.barrier()  # the other processes read what process 0 has now written
     # Scoring draws its own generator values, the same whether the training ran now or was reused.
-    model.generator_rng = np.random.RandomState(plan.seed + 2)
+    model.seed_generators(plan.seed + 2)
     return Trial(number, setup, model, record, cache, reused)

@@ -90,7 +90,7 @@ def _add_arguments_without_package(parser):
              "best at finding mislabeled rows (docs/evidence.md); loss, each row's loss at the end of training; "
              "self-influence, how much each row's own training step lowers its own loss; sgd-influence, influence on "
              "the validation loss (SGD-influence); influence, influence on the validation loss: SGD-influence averaged over "
-             "the random order of training, stable with every solver and learning rate (docs/influence.md); tracin-cp, "
+             "the random order of training, stable with every solver and learning rate (docs/evidence.md); tracin-cp, "
              "first-order influence on the validation loss at the last 3 epochs' ends (TracIn-CP): needs no second "
              f"derivative, for networks the other influence rankings refuse (text) default={DEFAULT_RANKING}")
     add("-nt", "--n-trials", "--n_trials", dest="n_trials", default="auto",
@@ -112,7 +112,7 @@ def _add_arguments_without_package(parser):
 def run(args):
     from nnc_plugin.log import info
     from nnc_plugin.options import ScoreOptions, from_args
-    from nnc_plugin.outputs.output import check_writable
+    from nnc_plugin.files import check_writable
     from nnc_plugin.outputs.report import write_report
     from nnc_plugin.pipeline import score
 

@@ -1,24 +1,24 @@
-"""The directions that mark the classes (scores/hessian_outliers.py): Lanczos against numpy's eigensolver,
-the gap rule, the recursion kept out of the directions against an explicit numpy computation, and the
-group a trained classifier shows on real data."""
+"""The class directions (scores/class_directions.py): Lanczos against numpy's eigensolver, the gap rule, the
+recursion kept out of the directions against an explicit numpy computation, and the group a trained
+classifier shows on real data."""
 import numpy as np
 
-from helpers import binary_logistic_project, softmax_regression_project, subset_csv
+from helpers import binary_logistic_project, softmax_regression_project, subset_csv, trial_of
 from nnc_plugin.model.project import load_project
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
-from nnc_plugin.scores.expected_influence import PROJECTED_STEPS, expected_influence
-from nnc_plugin.scores import hessian_outliers
-from nnc_plugin.scores.hessian_outliers import (GAP, Outliers, find_outliers, hessian_spectrum, lanczos,
+from nnc_plugin.scores import class_directions
+from nnc_plugin.scores.class_directions import (GAP, ClassDirections, find_class_directions, lanczos, mean_hessian,
                                                 stands_apart)
-from nnc_plugin.scores.influence import PropagationSettings, validation_gradient
+from nnc_plugin.scores.gradients import validation_gradient
+from nnc_plugin.scores.recursion import PROJECTED_STEPS, PropagationSettings, expected_influence
 from oracle import gradient, hessian, load_numpy, theta_of
 
 
 def test_lanczos_finds_the_top_of_a_known_spectrum():
     rng = np.random.RandomState(0)
     basis, _ = np.linalg.qr(rng.standard_normal((60, 60)))
-    spectrum = np.concatenate([[9.0, 7.0, 5.0], np.linspace(1.0, 0.0, 57)])  # three outliers over a bulk
+    spectrum = np.concatenate([[9.0, 7.0, 5.0], np.linspace(1.0, 0.0, 57)])  # three directions over a bulk
     matrix = basis @ np.diag(spectrum) @ basis.T
     values, vectors = lanczos(lambda v: matrix @ v, 60, 30, np.random.RandomState(1))
     np.testing.assert_allclose(values[:3], [9.0, 7.0, 5.0], rtol=1e-6)
@@ -52,13 +52,20 @@ def test_the_class_count_comes_from_the_softmax_loss(tmp_path):
     assert load_project(binary_logistic_project(str(tmp_path))).classes is None  # a 0-to-1 target: no classes
 
 
+def lanczos_on(operator, steps):
+    """(eigenvalues, eigenvectors) of a `mean_hessian` operator by `steps` Lanczos iterations."""
+    hvp, dimension, rng = operator
+    return lanczos(hvp, dimension, steps, rng)
+
+
 def _tiny_trial(tmp_path, digits):
     train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
     val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)
     model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=3, batch_size=8)
-    run = score(ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
-                             output=str(tmp_path / "out.csv"), ranking="loss", seed=3))
-    return run.trials[0], train_csv, val_csv
+    options = ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
+                           output=str(tmp_path / "out.csv"), ranking="loss", seed=3)
+    score(options)
+    return trial_of(options), train_csv, val_csv
 
 
 def test_hessian_spectrum_equals_numpy_eigenvalues(tmp_path, digits):
@@ -71,9 +78,9 @@ def test_hessian_spectrum_equals_numpy_eigenvalues(tmp_path, digits):
     expected = np.sort(np.linalg.eigvalsh(explicit))[::-1]
     # without a softmax loss of 3 classes or more there is no class structure to look for
     for classes in (None, 2):
-        assert find_outliers(trial.model, trial.train_data, 8, classes, seed=0) is None
+        assert find_class_directions(trial.model, trial.train_data, 8, classes, seed=0) is None
     for reference in (False, True):
-        values, vectors = hessian_spectrum(trial.model, trial.train_data, 8, seed=0, steps=30, reference=reference)
+        values, vectors = lanczos_on(mean_hessian(trial.model, trial.train_data, 8, 0, reference), 30)
         np.testing.assert_allclose(values[:4], expected[:4], rtol=1e-3)
         residual = explicit @ vectors[:, 0] - values[0] * vectors[:, 0]
         assert np.linalg.norm(residual) < 1e-3 * values[0]
@@ -105,7 +112,7 @@ def test_recursion_kept_out_of_the_directions_equals_explicit_formula(tmp_path, 
     expected = numpy_kept_out_influence(theta, schedule, x_train, y_train, x_val, y_val, q)
     u, _ = validation_gradient(trial.model, trial.val_data, 8)
     for reference, tolerance in ((False, 1e-3), (True, 1e-4)):
-        settings = PropagationSettings(reference=reference, keep_out=Outliers(q, values[::-1]))
+        settings = PropagationSettings(reference=reference, class_directions=ClassDirections(q, values[::-1]))
         scores, depth = expected_influence(trial.model, trial.train_data, schedule, u,
                                            trial.linearisation("final", schedule), settings)
         assert depth.best == 15
@@ -121,34 +128,36 @@ def test_a_trained_classifier_shows_one_direction_per_class_but_one(tmp_path, di
     """The digits sample (10 classes, SGD at 0.1) on its noisy-label training CSV: its 9 largest eigenvalues
     stand apart."""
     noisy = digits["train"].replace("train.csv", "train_noisy_s0.csv")
-    run = score(ScoreOptions(model=digits["model"], input_train=noisy, output=str(tmp_path / "out.csv"),
-                             ranking="loss"))
-    trial = run.trials[0]
+    options = ScoreOptions(model=digits["model"], input_train=noisy, output=str(tmp_path / "out.csv"),
+                           ranking="loss")
+    score(options)
+    trial = trial_of(options)
     assert trial.project.classes == 10
-    outliers = find_outliers(trial.model, trial.train_data, trial.batch_size, trial.project.classes, seed=4)
-    assert outliers is not None and outliers.count == 9
-    assert len(outliers.values) == 30  # it went on past 2 C steps: the full 2 C + 10
-    assert outliers.values[8] >= GAP * outliers.values[9]
-    assert outliers.values[7] < GAP * outliers.values[8]  # within the group no such gap
+    directions = find_class_directions(trial.model, trial.train_data, trial.batch_size, trial.project.classes, seed=4)
+    assert directions is not None and directions.count == 9
+    assert len(directions.values) == 30  # it went on past 2 C steps: the full 2 C + 10
+    assert directions.values[8] >= GAP * directions.values[9]
+    assert directions.values[7] < GAP * directions.values[8]  # within the group no such gap
     # every direction is a unit vector, orthogonal to the others, and removing them removes them
-    np.testing.assert_allclose(outliers.vectors.T @ outliers.vectors, np.eye(9), atol=1e-6)
+    np.testing.assert_allclose(directions.vectors.T @ directions.vectors, np.eye(9), atol=1e-6)
     arrays = [np.random.RandomState(0).standard_normal(p.shape).astype(np.float32)
               for p in trial.model.parameters.values()]
-    left = np.concatenate([a.ravel() for a in outliers.remove(arrays)])
-    assert np.abs(outliers.vectors.T @ left).max() < 1e-4 * np.linalg.norm(left)
+    left = np.concatenate([a.ravel() for a in directions.remove(arrays)])
+    assert np.abs(directions.vectors.T @ left).max() < 1e-4 * np.linalg.norm(left)
 
 
 def test_without_the_group_the_search_stops_at_twice_the_classes(tmp_path, digits, monkeypatch):
     """The clean digits sample, whose 9th eigenvalue is not twice the 10th: the search stops after 2 C = 20
     of its 2 C + 10 steps, and going on would have decided the same."""
-    run = score(ScoreOptions(model=digits["model"], input_train=digits["train"], output=str(tmp_path / "out.csv"),
-                             ranking="loss"))
-    trial = run.trials[0]
+    options = ScoreOptions(model=digits["model"], input_train=digits["train"], output=str(tmp_path / "out.csv"),
+                           ranking="loss")
+    score(options)
+    trial = trial_of(options)
     products = []
-    counted = hessian_outliers.lanczos
-    monkeypatch.setattr(hessian_outliers, "lanczos", lambda hvp, *args: counted(
+    counted = class_directions.lanczos
+    monkeypatch.setattr(class_directions, "lanczos", lambda hvp, *args: counted(
         lambda v: products.append(1) or hvp(v), *args))
-    assert find_outliers(trial.model, trial.train_data, trial.batch_size, 10, seed=4) is None
+    assert find_class_directions(trial.model, trial.train_data, trial.batch_size, 10, seed=4) is None
     assert len(products) == 20
-    values, _ = hessian_spectrum(trial.model, trial.train_data, trial.batch_size, seed=4, steps=30)
+    values, _ = lanczos_on(mean_hessian(trial.model, trial.train_data, trial.batch_size, 4, False), 30)
     assert len(values) == 30 and not stands_apart(values, 9)

@@ -1,22 +1,21 @@
-"""The directions that mark the classes: a trained classifier's sharpest Hessian directions, when they stand
-apart from the rest.
+"""The class directions: a trained classifier's sharpest Hessian directions, when they stand apart from the rest.
 
 The Hessian of a trained C-class softmax classifier typically has C - 1 eigenvalues far above all the
 others (Papyan, "Measurements of three-level hierarchical structure in the outliers in the spectrum of
 deepnet Hessians", ICML 2019; "Traces of class/cross-class structure pervade deep learning spectra", JMLR
 2020). Those directions say which class a sample belongs to: every training row's gradient and the
-validation gradient have large components along them, whatever the row's label is worth. The expected
-SGD-influence (expected_influence.py) needs a long sum of the backward recursion to damp them (a damped
-inverse Hessian shrinks them by 1 / lambda); removing them does that at once, and what is left curves so
-little that a short sum suffices.
+validation gradient have large components along them, whatever the row's label is worth. The `influence`
+ranking (influence.py) needs a long sum of the backward recursion to damp them (a damped inverse Hessian
+shrinks them by 1 / lambda); leaving them out does that at once, and what is left curves so little that a
+short sum suffices.
 
-`find_outliers` takes the top eigenvalues of the mean training-loss Hessian over OUTLIER_ROWS random
+`find_class_directions` takes the top eigenvalues of the mean training-loss Hessian over SEARCH_ROWS random
 training rows at the current parameters by Lanczos (2 C + 10 Hessian-vector products over those rows) and
 returns the top C - 1 directions when they stand apart: lambda_(C-1) / lambda_C >= GAP. Otherwise (no
 such gap, a binary or non-classification loss, more than MAX_CLASSES classes, or a network too large for
-the search's memory) it returns None and nothing is removed. Where the group does not stand apart after
+the search's memory) it returns None and nothing is left out. Where the group does not stand apart after
 2 C steps already, the search stops there: in the 48 trainings measured (the two sample networks and two
-held-out ones, four regimes, three noise seeds; benchmarks/search_steps.py) the ratio only fell or stayed
+held-out ones, four regimes, three noise seeds; research/notebook.md) the ratio only fell or stayed
 over the last 10 steps, so those steps never changed that decision. The search is left out, too, where
 it would cost more than going back through every step the recursion may take (a small training set trained
 for a few epochs): the ranking compares `search_cost` with that.
@@ -26,16 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..log import Progress, info
-from .influence import BatchedDirectional, PerSampleDirectional
+from .gradients import BatchedDirectional, PerSampleDirectional
 
-OUTLIER_ROWS = 256  # training rows the Hessian is averaged over (128 gave visibly noisier spectra)
+SEARCH_ROWS = 256  # training rows the Hessian is averaged over (128 gave visibly noisier spectra)
 GAP = 2.0  # the C - 1 directions stand apart when the smallest of their eigenvalues is GAP times the next
 MAX_CLASSES = 20  # beyond, the search (up to 2 C + 10 Hessian-vector products) costs more than it is worth here
 MEMORY_LIMIT = 1 << 30  # bytes the Lanczos basis may take (float64); larger networks go without the search
 
 
 @dataclass
-class Outliers:
+class ClassDirections:
     """Orthonormal directions (the columns of `vectors`, float64, one row per trainable value) and the
     eigenvalues examined (largest first; the first `count` belong to the directions)."""
     vectors: np.ndarray
@@ -110,7 +109,7 @@ def search_cost(classes, n_rows):
     """Rows times Hessian-vector products the search takes at most (0 when there is nothing to look for)."""
     if not classes or classes < 3 or classes > MAX_CLASSES:
         return 0
-    return lanczos_steps(classes) * min(OUTLIER_ROWS, n_rows)
+    return lanczos_steps(classes) * min(SEARCH_ROWS, n_rows)
 
 
 def stands_apart(values, count):
@@ -118,12 +117,12 @@ def stands_apart(values, count):
     return len(values) > count and values[count] > 0 and values[count - 1] >= GAP * values[count]
 
 
-def find_outliers(model, dataset, batch_size, classes, seed, reference=False):
-    """Return the `Outliers` (the top `classes` - 1 directions of the mean training-loss Hessian at the model's
-    parameters) when they stand apart from the rest, else None (module docstring).
+def find_class_directions(model, dataset, batch_size, classes, seed, reference=False):
+    """Return the `ClassDirections` (the top `classes` - 1 directions of the mean training-loss Hessian at the
+    model's parameters) when they stand apart from the rest, else None (module docstring).
 
     `classes`: the number of classes of the network's classification loss (None: not one). `reference`: the
-    per-sample Hessian-vector products of influence.PerSampleDirectional. In a data-parallel run each
+    per-sample Hessian-vector products of gradients.PerSampleDirectional. In a data-parallel run each
     process takes its share of every minibatch of the rows and the products are summed, so every process
     finds the same directions."""
     if not search_cost(classes, len(dataset)):
@@ -131,28 +130,22 @@ def find_outliers(model, dataset, batch_size, classes, seed, reference=False):
     dimension = sum(int(np.prod(p.shape)) for p in model.parameters.values())
     steps = min(lanczos_steps(classes), dimension)
     if dimension * steps * 8 > MEMORY_LIMIT:
-        info(f"influence: the network has {dimension} trainable values, too many for the search for the "
-             "directions that mark the classes; going without it.")
+        info(f"influence: the network has {dimension:,} trainable values, too many to measure its sharpest "
+             "curvature in the memory set aside for it; scoring goes on without that refinement.")
         return None
     count = classes - 1
     early = (2 * classes, lambda values: not stands_apart(values, count))  # see the module docstring
-    values, vectors = _search(_mean_hessian(model, dataset, batch_size, seed, reference), steps, give_up=early)
-    return Outliers(vectors[:, :count], values) if stands_apart(values, count) else None
+    values, vectors = _search(mean_hessian(model, dataset, batch_size, seed, reference), steps, give_up=early)
+    return ClassDirections(vectors[:, :count], values) if stands_apart(values, count) else None
 
 
-def hessian_spectrum(model, dataset, batch_size, seed, steps, reference=False):
-    """(the largest eigenvalues, their eigenvectors as columns) of the mean loss Hessian over OUTLIER_ROWS rows
-    of `dataset` drawn with `seed` (all rows when there are fewer), by `steps` Lanczos iterations."""
-    return _search(_mean_hessian(model, dataset, batch_size, seed, reference), steps)
-
-
-def _mean_hessian(model, dataset, batch_size, seed, reference):
-    """(the product of the mean loss Hessian over OUTLIER_ROWS rows drawn with `seed` and a float64 vector,
+def mean_hessian(model, dataset, batch_size, seed, reference):
+    """(the product of the mean loss Hessian over SEARCH_ROWS rows drawn with `seed` and a float64 vector,
     the number of trainable values, the random state that drew the rows, for Lanczos' start)."""
     parameters = list(model.parameters.values())
     like = [p.d for p in parameters]
     rng = np.random.RandomState(seed)
-    rows = np.sort(rng.choice(len(dataset), size=min(OUTLIER_ROWS, len(dataset)), replace=False))
+    rows = np.sort(rng.choice(len(dataset), size=min(SEARCH_ROWS, len(dataset)), replace=False))
     directional = PerSampleDirectional(model) if reference else BatchedDirectional(model, batch_size=batch_size)
     comm = model.comm
 
@@ -169,9 +162,9 @@ def _mean_hessian(model, dataset, batch_size, seed, reference):
 
 
 def _search(operator, steps, give_up=None):
-    """Lanczos on `operator` (as _mean_hessian returns it), showing progress (`give_up`: as in `lanczos`)."""
+    """Lanczos on `operator` (as mean_hessian returns it), showing progress (`give_up`: as in `lanczos`)."""
     hvp, dimension, rng = operator
-    with Progress("Looking for the directions that mark the classes", steps) as progress:
+    with Progress("Measuring how the training loss curves (a one-off step of influence)", steps) as progress:
         def counted(vector):
             product = hvp(vector)
             progress.advance(1)

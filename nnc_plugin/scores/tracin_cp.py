@@ -9,20 +9,19 @@ over the parameters theta_k at the end of the last CHECKPOINTS epochs (the last 
 learning rate there and c the solver's step factor (step_size.py). No backward recursion through the
 Hessian: the estimate cannot grow without bound, whatever the learning rate or the solver, and it
 needs no second derivative, so it also scores networks whose layers nnabla cannot differentiate twice
-(binary layers), where `influence` and `sgd-influence` cannot run. docs/influence_research.md has its
-numbers: a baseline, less accurate than `influence`.
+(binary layers), where `influence` and `sgd-influence` cannot run. docs/evidence.md has its
+numbers: a baseline, less accurate than `influence` at finding mislabelled rows.
 """
 import numpy as np
 
 from ..log import Progress
-from .influence import directional_losses, validation_gradient
 from .registry import Ranking, ReportText, register
 
 CHECKPOINTS = 3
 
 
 @register
-class CheckpointInfluence(Ranking):
+class TracInCP(Ranking):
     """Each row's influence on the validation loss, summed over the checkpoints at the ends of the last
     epochs (TracIn-CP); < 0, the row's steps raised the validation loss (harmful)."""
     name = "tracin-cp"
@@ -38,6 +37,7 @@ class CheckpointInfluence(Ranking):
         "samples whose training steps lowered the validation loss the most; keep these")
 
     def score(self, trial):
+        from .gradients import directional_losses, validation_gradient  # nnabla: imported when scoring
         model, cache = trial.model, trial.cache
         final = model.parameter_arrays()
         factors = trial.step_factors("final")(len(trial.record.schedule) - 1)

@@ -1,9 +1,8 @@
-"""Rankings by loss: the rows the network fits worst. Written as minus the loss, so that ascending
-order (most harmful first) puts the highest loss first."""
+"""`--ranking loss-history`: the rows the network kept getting wrong while it trained. Written as minus the loss,
+so that ascending order (most harmful first) puts the highest loss first."""
 import numpy as np
 
 from ..log import info
-
 from .registry import Ranking, ReportText, register
 
 
@@ -25,22 +24,8 @@ class LossHistory(Ranking):
     def score(self, trial):
         plan = trial.setup.plan
         if trial.setup.trained_parameters is not None:
-            info(f"loss-history averages each row's loss over the {plan.epochs - max(plan.epochs // 2, plan.first_epoch)} "
-                 "epoch(s) trained from the trained parameters, not over the second half of the whole training.")
+            epochs = plan.epochs - max(plan.epochs // 2, plan.first_epoch)
+            info(f"loss-history: training went on from the trained model, so each row's loss is averaged over the "
+                 f"{epochs} epoch{'s' if epochs > 1 else ''} trained again, not over the second half of the whole "
+                 "training.")
         return -trial.record.loss_history.astype(np.float64)
-
-
-@register
-class FinalLoss(Ranking):
-    """Each row's loss at the final parameters (one forward pass)."""
-    name = "loss"
-    help = "each row's loss at the end of training"
-    report = ReportText(
-        "its loss at the end of training (the score is minus that loss)", False,
-        "Most suspicious samples (highest final loss)",
-        "samples the trained model fits worst",
-        "Least suspicious samples (lowest final loss)",
-        "samples the trained model fits best")
-
-    def score(self, trial):
-        return -trial.model.per_sample_losses(trial.train_data, trial.batch_size)

@@ -6,7 +6,7 @@ from nnabla import backward_functions
 
 from ..errors import UserError, first_line
 from ..model.network import Model
-from .influence import BatchedDirectional
+from .gradients import BatchedDirectional
 
 
 def check_differentiable(project, context="cpu", second_order=True):

@@ -1,7 +1,7 @@
 """--ranking tracin-cp (TracIn-CP over the last epochs' checkpoints) against an explicit numpy computation."""
 import numpy as np
 
-from helpers import softmax_regression_project, subset_csv, train_with_nnabla_cli
+from helpers import softmax_regression_project, subset_csv, train_with_nnabla_cli, trial_of
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
 from oracle import gradient, load_numpy, theta_of
@@ -31,11 +31,12 @@ def _expected(trial, train_csv, val_csv):
 
 def test_tracin_cp_equals_the_checkpoint_formula_and_the_reference_path(tmp_path, digits):
     model, train_csv, val_csv = _project(tmp_path, digits)
-    runs = {}
+    runs, options = {}, {}
     for reference in (False, True):
-        runs[reference] = score(ScoreOptions(model=model, input_train=train_csv, input_val=val_csv, ranking="tracin-cp",
-                                             reference=reference, output=str(tmp_path / f"r{reference}" / "i.csv")))
-    trial = runs[False].trials[0]
+        options[reference] = ScoreOptions(model=model, input_train=train_csv, input_val=val_csv, ranking="tracin-cp",
+                                          reference=reference, output=str(tmp_path / f"r{reference}" / "i.csv"))
+        runs[reference] = score(options[reference])
+    trial = trial_of(options[False])
     assert [epoch for epoch, _ in trial.record.checkpoints] == [1, 2, 3]  # the ends of the last 3 of 4 epochs
     expected = _expected(trial, train_csv, val_csv)
     scale = np.abs(expected).max()
@@ -47,9 +48,10 @@ def test_tracin_cp_equals_the_checkpoint_formula_and_the_reference_path(tmp_path
 def test_tracin_cp_from_a_trained_start_uses_the_start_as_a_checkpoint(tmp_path, digits):
     model, train_csv, val_csv = _project(tmp_path, digits)
     nnp = train_with_nnabla_cli(model, tmp_path / "results")
-    run = score(ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="tracin-cp",
-                             output=str(tmp_path / "out" / "i.csv")))
-    trial = run.trials[0]
+    options = ScoreOptions(model=nnp, input_train=train_csv, input_val=val_csv, ranking="tracin-cp",
+                           output=str(tmp_path / "out" / "i.csv"))
+    run = score(options)
+    trial = trial_of(options)
     assert run.summary["start_from"] == "trained" and run.summary["epochs_trained"] == 1
     assert [epoch for epoch, _ in trial.record.checkpoints] == [2, 3]  # the trained start ended epoch 3 of 4
     np.testing.assert_allclose(run.scores, _expected(trial, train_csv, val_csv), rtol=0,
