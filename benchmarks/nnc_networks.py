@@ -10,7 +10,7 @@ non-zero exit, or an exit 0 without a complete scored CSV) or timeout.
         [--rows 12] [--jobs 1]
 
 The NNC tutorial networks that nnabla's test suite carries (python/test/core/nntxt.py of
-sony/nnabla) were run this way for docs/plugin.md; they are not part of this repository.
+sony/nnabla) were run this way for research/evidence.md, section 6; they are not part of this repository.
 """
 import argparse
 import concurrent.futures

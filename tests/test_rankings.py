@@ -81,7 +81,7 @@ def test_default_rankings_find_flipped_labels(tmp_path, digits, cli, ranking):
 
 
 def test_influence_finds_flipped_labels_with_momentum_where_sgd_influence_falters(tmp_path, digits, cli):
-    """Trained with Momentum 0.9 (docs/evidence.md, section 5: AUROC 0.96 against 0.77 over three noise seeds)."""
+    """Trained with Momentum 0.9 (research/evidence.md, section 5: AUROC 0.96 against 0.77 over three noise seeds)."""
     model = variant(digits["model"], str(tmp_path / "momentum.nntxt"), {
         'type: "Sgd"': 'type: "Momentum"', "sgd_param {\n      lr: 0.1": "momentum_param {\n      lr: 0.01\n      momentum: 0.9"})
     influence = _detection(cli, digits, model, tmp_path / "influence.csv", "influence")

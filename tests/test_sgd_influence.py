@@ -1,7 +1,7 @@
 """SGD-influence against an independent computation, and the fast path against the reference path.
 
 The independent computation uses only numpy and PIL: softmax regression has closed-form
-per-sample gradients and Hessians, so the recursion in docs/influence.md can be run with
+per-sample gradients and Hessians, so the recursion in research/method.md can be run with
 explicit matrices and compared with what the plugin wrote.
 """
 import numpy as np
@@ -21,7 +21,7 @@ from oracle import gradient, hessian, load_numpy, theta_of
 
 
 def numpy_influence(theta_at, schedule, x_train, y_train, x_val, y_val, weight_decay):
-    """The recursion in docs/influence.md, with explicit per-sample gradients and Hessians; theta_at(t) gives theta_t."""
+    """The recursion in research/method.md, with explicit per-sample gradients and Hessians; theta_at(t) gives theta_t."""
     final = theta_at(None)
     u = np.mean([gradient(final, x, y) for x, y in zip(x_val, y_val)], axis=0)
     influence = np.zeros(len(x_train))

@@ -54,7 +54,7 @@ def test_initial_start_retrains_every_epoch_and_trained_needs_parameters(tmp_pat
 
 def test_auto_averages_three_trials_of_influence_where_one_trial_is_unsteady(tmp_path, digits, caplog):
     """-nt auto: from trained parameters, at SGD's full learning rate, `influence` averages 3 one-epoch trials
-    (docs/evidence.md, section 4), the same scores as -nt 3, and says so; -nt 1 gets one trial and the advice."""
+    (research/evidence.md, section 4), the same scores as -nt 3, and says so; -nt 1 gets one trial and the advice."""
     nnp, train_csv, val_csv = _trained_project(tmp_path, digits)
     runs = {}
     for trials in ("auto", 3, 1):

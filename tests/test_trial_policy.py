@@ -54,7 +54,7 @@ def test_whole_trials_go_to_processes_when_there_are_enough(size, n_trials):
 @pytest.mark.parametrize("gamma, n_trials, noted", [(1.0, 1, True), (1.0, 2, False), (0.5, 1, False)])
 def test_a_constant_rate_with_one_trial_gets_the_advice_to_average_trials(tmp_path, digits, caplog, gamma, n_trials,
                                                                          noted):
-    """At its full learning rate the final parameters are one point of where training wanders (docs/evidence.md):
+    """At its full learning rate the network never settles, so one trial is unsteady (research/evidence.md):
     the log says so, and what to do, for one trial; not with several, nor where the rate decayed (0.5 per epoch)."""
     train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
     model = _project(tmp_path, gamma=gamma, lr=0.5)

@@ -14,7 +14,7 @@ Every supported solver's update is written in one linear form, with g_t the mini
 `linearisation` builds it. The other solvers are folded into beta = 0, A_t = 1, B_t = eta_t * c
 with a diagonal step factor c, the total displacement a gradient causes once momentum has played out
 (the fold was also used for Momentum and Adam before; their exact forms are more faithful to
-retraining, docs/evidence.md):
+retraining, research/evidence.md, section 5):
 
 - Nesterov, SgdW: P = lr / (1 - momentum)
 - AdamW: P = alpha * sqrt(1 - beta2^t) / (sqrt(v) + eps) (elementwise, from the solver state)
