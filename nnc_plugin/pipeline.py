@@ -143,12 +143,28 @@ def prepare(options):
     cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
     check_cache_folder(cache_root, n_trials)
     share = share_trials(parallel.world(), n_trials)
-    if share.comm.size > 1 and project.influence_batch_statistics:
-        raise UserError(f"The network in {project.path} normalises with minibatch statistics, which sharing each "
-                        f"minibatch over {share.comm.size} processes would change; pass --n-trials "
-                        f"{share.comm.size} (or more) to give each process whole trials instead, or run without mpiexec.")
+    if share.comm.size > 1:
+        _check_data_parallel(project, share.comm.size)
     setup = TrialSetup(project, train_data, val_data, plan, n_trials, cache_root, options.context, trained, share.comm)
     return PreparedRun(ranking, setup, share)
+
+
+def _check_data_parallel(project, processes):
+    """Refuse a network whose rows cannot be shared out over `processes` and give one process's answer; say how
+    a network with random layers is trained then."""
+    whole_trials = (f"pass --n-trials {processes} (or more) to give each process whole trials instead, or run "
+                    "without mpiexec")
+    if project.influence_batch_statistics:
+        raise UserError(f"The network in {project.path} normalises with minibatch statistics, which sharing each "
+                        f"minibatch over {processes} processes would change; {whole_trials}.")
+    if project.generator_variables:
+        raise UserError(f"The network in {project.path} reads random inputs (the optimizer's generator variables "
+                        f"{', '.join(project.generator_variables)}), which sharing each minibatch over {processes} "
+                        f"processes would draw differently; {whole_trials}.")
+    if project.random_training_layers:
+        info(f"The training network has random layers ({', '.join(project.random_training_layers[:3])}): each of "
+             f"the {processes} processes trains on whole minibatches, as one process does, so that the scores are "
+             "one process's; the scoring is shared out.")
 
 
 def _trained_start(options, project, epochs):

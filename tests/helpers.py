@@ -140,3 +140,97 @@ def trial_of(options, number=0):
     from nnc_plugin.pipeline import prepare
     from nnc_plugin.training.trial import open_trial
     return open_trial(prepare(options).setup, number)
+
+
+def with_dropout(source, target):
+    """Copy the digits MLP with a Dropout layer (p = 0.3) between its Tanh and its second Affine layer in the
+    training network, as NNC users add one; the scoring network stays without."""
+    with open(source, encoding="utf-8") as f:
+        text = f.read()
+    main = text.index('network {\n  name: "Main"')
+    end = text.index("\n}\n", main) + 3  # the network's closing brace
+    network = text[main:end]
+    tanh_shape = network[network.index('name: "Tanh"'):]
+    tanh_shape = tanh_shape[tanh_shape.index("shape:"):]
+    tanh_shape = tanh_shape[:tanh_shape.index("\n")]
+    network = network.replace('  variable {\n    name: "Tanh"',
+                              f'  variable {{\n    name: "Dropout"\n    type: "Buffer"\n    {tanh_shape}\n  }}\n'
+                              '  variable {\n    name: "Tanh"', 1)
+    network = network.replace('    input: "Tanh"\n    input: "Affine_2/affine/W"', '    input: "Dropout"\n'
+                              '    input: "Affine_2/affine/W"', 1)
+    network = network.replace('  function {\n    name: "Affine_2"',
+                              '  function {\n    name: "Dropout"\n    type: "Dropout"\n    input: "Tanh"\n'
+                              '    output: "Dropout"\n    dropout_param {\n      p: 0.3\n      seed: -1\n    }\n  }\n'
+                              '  function {\n    name: "Affine_2"', 1)
+    assert network.count('"Dropout"') == 5  # the variable, its layer's name, type and output, the next input
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(text[:main] + network + text[end:])
+    return target
+
+
+def noisy_dropout_adam(digits, folder):
+    """The digits model with what draws random numbers: a Gaussian noise generator on the input,
+    dropout in training, and Adam (whose state is cached beside the parameters)."""
+    data = os.path.join(digits["folder"], "data")
+    return variant(digits["model"], folder / "noisy.nntxt", {
+        'uri: "data/train.csv"': f'uri: "{data}/train.csv"',
+        'uri: "data/val.csv"': f'uri: "{data}/val.csv"',
+        '''  function {
+    name: "Affine"
+    type: "Affine"
+    input: "Input"''': '''  function {
+    name: "Add2"
+    type: "Add2"
+    input: "Input"
+    input: "Noise"
+    output: "Noisy"
+  }
+  function {
+    name: "Affine"
+    type: "Affine"
+    input: "Noisy"''',
+        '''  function {
+    name: "Tanh"
+    type: "Tanh"
+    input: "Affine"
+    output: "Tanh"
+  }''': '''  function {
+    name: "Tanh"
+    type: "Tanh"
+    input: "Affine"
+    output: "TanhOut"
+  }
+  function {
+    name: "Dropout"
+    type: "Dropout"
+    input: "TanhOut"
+    output: "Tanh"
+    dropout_param { p: 0.3 seed: -1 }
+  }''',
+        '''  variable {
+    name: "Tanh"''': '''  variable {
+    name: "Noise"
+    type: "Buffer"
+    shape: { dim:-1 dim: 1 dim: 8 dim: 8 }
+  }
+  variable {
+    name: "Noisy"
+    type: "Buffer"
+    shape: { dim:-1 dim: 1 dim: 8 dim: 8 }
+  }
+  variable {
+    name: "TanhOut"
+    type: "Buffer"
+    shape: { dim:-1 dim: 32 }
+  }
+  variable {
+    name: "Tanh"''',
+        '''  loss_variable {''': '''  generator_variable {
+    variable_name: "Noise"
+    type: "Normal"
+    multiplier: 0.05
+  }
+  loss_variable {''',
+        'type: "Sgd"': 'type: "Adam"',
+        "sgd_param {\n      lr: 0.1\n    }": "adam_param { alpha: 0.01 beta1: 0.9 beta2: 0.999 eps: 1e-08 }",
+    })

@@ -3,7 +3,11 @@ its classification loss and their number of classes, the parameters without an i
 input."""
 import re
 
-from .derived_networks import batch_statistics
+from .derived_networks import SHAPE_CHANGING_RANDOM_LAYERS, TRAINING_ONLY_LAYERS, batch_statistics
+
+# Layers whose output is drawn at random on every call (nnabla's random functions among them).
+RANDOM_LAYERS = TRAINING_ONLY_LAYERS + SHAPE_CHANGING_RANDOM_LAYERS + (
+    "Rand", "Randn", "RandInt", "RandomChoice", "RandBinomial", "RandBeta", "RandGamma")
 
 # Layers that add a bias (their third input) along one axis, base_axis (channel-first layouts).
 _BIASED_LAYERS = {"Convolution": "convolution_param", "Deconvolution": "deconvolution_param",
@@ -110,3 +114,8 @@ def loss_targets(network_proto, loss_names, data_variables):
             if column and column not in targets:
                 targets.append(column)
     return targets
+
+
+def random_layers(network_proto):
+    """The names of the layers of a network that draw random values on every call (dropout, augmentation)."""
+    return [function.name for function in network_proto.function if function.type in RANDOM_LAYERS]

@@ -200,6 +200,13 @@ class Model:
         self.parameters = OrderedDict((n, everything[n]) for n in project.trainable_parameters)
         self.solver = self._make_solver()
 
+    @property
+    def training_comm(self):
+        """The processes a training step's minibatch is shared out over: all of `comm`, or, when the training
+        network has random layers, this process alone, which then trains on whole minibatches and draws the
+        same random values one process would (every process of the run does the same)."""
+        return SingleProcess() if self.project.random_training_layers else self.comm
+
     def seed_generators(self, seed):
         """Draw the values of the optimizer's generator variables (noise inputs) from a generator seeded here."""
         self.generator_rng = np.random.RandomState(seed)

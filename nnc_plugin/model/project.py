@@ -15,7 +15,8 @@ from nnabla.utils import nnabla_pb2
 
 from ..errors import UserError
 from .derived_networks import choose_eval_network, choose_influence_network
-from .graph_facts import cancelled_biases, input_shapes, label_ranges, loss_targets, uninitialized_parameters
+from .graph_facts import (cancelled_biases, input_shapes, label_ranges, loss_targets, random_layers,
+                          uninitialized_parameters)
 from .model_file import (has_stored_parameters, network_proto, nnabla_load, read_proto, read_trained_parameters,
                          resolve_model_path, resolve_uri)
 from .structure import check_structure
@@ -66,6 +67,8 @@ class Project:
     target_columns: List[str] = field(default_factory=list)
     # Trainable parameters the model file gives no initializer: nnabla starts them at zero.
     uninitialized_parameters: List[str] = field(default_factory=list)
+    # Layers of the training network that draw random values at every step (dropout, augmentation).
+    random_training_layers: List[str] = field(default_factory=list)
 
     @property
     def classes(self):
@@ -148,4 +151,5 @@ def load_project(path, context="cpu"):
         influence_batch_statistics=batch_statistics, cancelled_biases=cancelled_biases(train_network, trainable),
         label_ranges=label_ranges(train_network, data_variables),
         target_columns=loss_targets(train_network, loss_names, data_variables),
-        uninitialized_parameters=uninitialized_parameters(train_network, trainable))
+        uninitialized_parameters=uninitialized_parameters(train_network, trainable),
+        random_training_layers=random_layers(train_network))

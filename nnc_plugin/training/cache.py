@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import UserError
 from ..files import can_create_in, existing_ancestor
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # What a trial folder may hold; anything else means the folder is not ours to delete.
 CACHE_ENTRIES = ("manifest.json", "manifest.json.tmp", "final.h5", "schedule.npz", "final_factors.npz",
                  "untrained.npz", "loss_history.npy", "steps")

@@ -211,7 +211,7 @@ class _TrainingRun:
         if self.adaptive:
             record.final_factors = _adaptive_factors(model)
         record.schedule = Schedule.from_steps(self.traced_batches, self.traced_rates)
-        history_sum = model.comm.sum_arrays([self.history_sum])[0]  # data-parallel: each process saw its share
+        history_sum = model.training_comm.sum_arrays([self.history_sum])[0]  # data-parallel: each saw its share
         record.loss_history = (history_sum / max(self.plan.epochs - self.first_history_epoch, 1)).astype(np.float32)
         return record
 
@@ -226,10 +226,11 @@ def _update(model, dataset, indices, learning_rate, weights=None, squared_gradie
     """One solver step on the samples `indices`; return their mean loss and (rows, each row's loss) of the rows this
     process computed, before the step.
 
-    In a data-parallel run each process takes its share of the minibatch; the gradients (each share's mean,
-    weighted by its size) are summed over the processes, so every process applies the same update.
+    In a data-parallel run each process takes its share of the minibatch (model.training_comm); the gradients
+    (each share's mean, weighted by its size) are summed over the processes, so every process applies the same
+    update.
     `squared_gradients`, when given, receives the square of the loss gradient (weight decay not included)."""
-    comm = model.comm
+    comm = model.training_comm
     positions = comm.share(np.arange(len(indices)))
     rows = indices[positions]
     parameters = list(model.parameters.values())
