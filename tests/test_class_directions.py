@@ -8,8 +8,8 @@ from nnc_plugin.model.project import load_project
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
 from nnc_plugin.scores import class_directions
-from nnc_plugin.scores.class_directions import (GAP, ClassDirections, find_class_directions, lanczos, mean_hessian,
-                                                stands_apart)
+from nnc_plugin.scores.class_directions import (GAP, ClassDirections, Search, find_class_directions, lanczos,
+                                                mean_hessian, stands_apart)
 from nnc_plugin.scores.gradients import validation_gradient
 from nnc_plugin.scores.recursion import PROJECTED_STEPS, PropagationSettings, expected_influence
 from oracle import gradient, hessian, load_numpy, theta_of
@@ -78,9 +78,9 @@ def test_hessian_spectrum_equals_numpy_eigenvalues(tmp_path, digits):
     expected = np.sort(np.linalg.eigvalsh(explicit))[::-1]
     # without a softmax loss of 3 classes or more there is no class structure to look for
     for classes in (None, 2):
-        assert find_class_directions(trial.model, trial.train_data, 8, classes, seed=0) is None
+        assert find_class_directions(trial.model, trial.train_data, 8, Search(classes, seed=0)) is None
     for reference in (False, True):
-        values, vectors = lanczos_on(mean_hessian(trial.model, trial.train_data, 8, 0, reference), 30)
+        values, vectors = lanczos_on(mean_hessian(trial.model, trial.train_data, 8, Search(10, 0, reference=reference)), 30)
         np.testing.assert_allclose(values[:4], expected[:4], rtol=1e-3)
         residual = explicit @ vectors[:, 0] - values[0] * vectors[:, 0]
         assert np.linalg.norm(residual) < 1e-3 * values[0]
@@ -133,7 +133,7 @@ def test_a_trained_classifier_shows_one_direction_per_class_but_one(tmp_path, di
     score(options)
     trial = trial_of(options)
     assert trial.project.classes == 10
-    directions = find_class_directions(trial.model, trial.train_data, trial.batch_size, trial.project.classes, seed=4)
+    directions = find_class_directions(trial.model, trial.train_data, trial.batch_size, Search(trial.project.classes, 4))
     assert directions is not None and directions.count == 9
     assert len(directions.values) == 30  # it went on past 2 C steps: the full 2 C + 10
     assert directions.values[8] >= GAP * directions.values[9]
@@ -157,7 +157,7 @@ def test_without_the_group_the_search_stops_at_twice_the_classes(tmp_path, digit
     counted = class_directions.lanczos
     monkeypatch.setattr(class_directions, "lanczos", lambda hvp, *args: counted(
         lambda v: products.append(1) or hvp(v), *args))
-    assert find_class_directions(trial.model, trial.train_data, trial.batch_size, 10, seed=4) is None
+    assert find_class_directions(trial.model, trial.train_data, trial.batch_size, Search(10, 4)) is None
     assert len(products) == 20
-    values, _ = lanczos_on(mean_hessian(trial.model, trial.train_data, trial.batch_size, 4, False), 30)
+    values, _ = lanczos_on(mean_hessian(trial.model, trial.train_data, trial.batch_size, Search(10, 4)), 30)
     assert len(values) == 30 and not stands_apart(values, 9)

@@ -7,20 +7,22 @@ import pytest
 from helpers import softmax_regression_project, subset_csv, variant, trial_of
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
+from nnc_plugin.scores import registry
+from nnc_plugin.scores.influence import Influence, validation_parts
 from nnc_plugin.scores.recursion import KEEP_FALLING, MAX_STEPS, WINDOW, DepthRule
 from oracle import gradient, hessian, load_numpy, theta_of
 
 
-def numpy_expected_influence(theta, schedule, x_train, y_train, x_val, y_val, snapshots=()):
-    """The recursion of influence.py with explicit matrices (SGD, final parameters), starting from the validation
-    gradient averaged over the final parameters and `snapshots` (earlier parameters of the last epoch), v summed
-    up to the step where |u| was smallest; returns (scores, steps summed). (15 steps: fewer than WINDOW, so it
-    goes back through all of them.)"""
-    assert len(schedule) < WINDOW
-    u = np.mean([np.mean([gradient(point, x, y) for x, y in zip(x_val, y_val)], axis=0)
-                 for point in [theta, *snapshots]], axis=0)
+def numpy_expected_influence(theta, schedule, data, points, parts, max_steps):
+    """The recursion of influence.py with explicit matrices (SGD, final parameters): from the validation gradient
+    averaged over the points (`points`: the final parameters, then the last epoch's snapshots) with the validation
+    rows `parts[k]` taken at point k, v summed up to the step where |u| was smallest, at most `max_steps` steps
+    back; returns (scores, steps summed). `data`: (x_train, y_train, x_val, y_val)."""
+    x_train, y_train, x_val, y_val = data
+    u = sum(gradient(point, x_val[v], y_val[v]) for point, part in zip(points, parts) for v in part)
+    u = u / sum(len(part) for part in parts)
     total, best = np.zeros_like(u), None
-    for back in range(1, len(schedule) + 1):
+    for back in range(1, min(len(schedule), max_steps) + 1):
         batch, eta = schedule.step(len(schedule) - back)
         total += eta * u
         u = u - eta / len(batch) * sum(hessian(theta, x_train[j]) for j in batch) @ u
@@ -78,30 +80,75 @@ def test_depth_rule_stops_once_the_recursion_stops_contracting():
     assert overflowing.stop_after(float("inf")) and overflowing.best == 1
 
 
-@pytest.mark.parametrize("lr, stops_early", [(0.5, False), (2.0, True)])
+class Unbounded(Influence):
+    """influence without its cost bound, every validation row at every point (research/influence_budget.py)."""
+    name, cost_bound, split_validation = "influence-unbounded", None, False
+
+
+class Tight(Influence):
+    """influence whose cost bound counts even the smallest network's second derivatives."""
+    name, free_multiply_adds = "influence-tight", 0
+
+
+@pytest.mark.parametrize("ranking, lr, stops_early", [
+    ("influence", 0.5, False), ("influence", 2.0, True), ("influence-tight", 0.5, False),
+    ("influence-unbounded", 0.5, False), ("influence-unbounded", 2.0, True)])
 @pytest.mark.parametrize("reference", [False, True])
-def test_scores_equal_explicit_formula(tmp_path, digits, lr, stops_early, reference):
-    """At lr 0.5 |u| falls over all 15 steps of training; at lr 2 it is smallest after 3 steps and the sum
-    stops there. The default path's finite differences agree to 1e-3 of the largest score, the reference
-    path's exact inner products to 1e-4."""
+def test_scores_equal_explicit_formula(tmp_path, digits, ranking, lr, stops_early, reference):
+    """At lr 0.5 |u| falls over every step it may go back; at lr 2 it is smallest after 3 steps and the sum stops
+    there. The package's influence shares the validation rows out over the points; softmax regression's second
+    derivatives are too cheap for its cost bound to matter, so it may take all 15 steps of training, as without the
+    bound; counted (influence-tight), the bound stops it after 6. The default path's finite differences agree to
+    1e-3 of the largest score, the reference path's exact inner products to 1e-4."""
     train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
     val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)
     model = softmax_regression_project(str(tmp_path), lr=lr, epochs=3, batch_size=8)
     options = ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
-                           output=str(tmp_path / "out" / "influence.csv"), ranking="influence", seed=3,
+                           output=str(tmp_path / "out" / "influence.csv"), ranking=ranking, seed=3,
                            reference=reference, n_trials=1)
-    run = score(options)
-    trial = trial_of(options)
+    with registry.trying(Unbounded, Tight):
+        run = score(options)
+        trial = trial_of(options)
     schedule = trial.schedule_back(MAX_STEPS)
     assert len(schedule) == 15  # the whole of training: 2 earlier epochs drawn again + the traced one
+    split = ranking != "influence-unbounded"
+    # the tight bound, from ROW_COSTS: (1.5 (20 + 3 * 40) - 20 - 2/3 * 40) / 3 = 54.4 rows, 6 steps of 8
+    max_steps = 6 if ranking == "influence-tight" else MAX_STEPS
     x_train, y_train = load_numpy(train_csv)
     x_val, y_val = load_numpy(val_csv)
-    expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, x_train, y_train, x_val, y_val,
-                                               snapshot_thetas(trial))
-    assert (steps < 15) == stops_early
+    points = [theta_of(trial.model)] + snapshot_thetas(trial)
+    parts = validation_parts(20, len(points), trial.seed + 5, split=split)
+    expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, (x_train, y_train, x_val, y_val),
+                                               points, parts, max_steps)
+    assert (steps < min(15, max_steps)) == stops_early
     scale = np.abs(expected).max()
     assert scale > 1e-6  # the problem is not degenerate
     np.testing.assert_allclose(run.scores, expected, rtol=0, atol=(1e-4 if reference else 1e-3) * scale)
+
+
+def test_the_cost_bound_sizes_the_search_and_the_depth_to_the_project(tmp_path, digits, mnist):
+    """The class-direction search (30 Hessian-vector products over 128 rows) is left out where it does not fit in
+    1.5 times sgd-influence's cost, and the recursion takes what fits: the sample CNN on 300 and 1,000 rows (batch
+    size 64, 500 validation rows) gets no search and 7 and 21 steps. On the digits MLP, whose second derivatives
+    cost a few thousand multiply-adds a row, the whole search and a long recursion are below FREE_MULTIPLY_ADDS."""
+    from nnc_plugin.scores.influence import FREE_MULTIPLY_ADDS, search_and_depth, second_order_rows
+    for rows, expected_steps in ((300, 7), (1000, 21)):
+        train_csv = subset_csv(mnist["train"], tmp_path / f"train{rows}.csv", rows)
+        options = ScoreOptions(model=mnist["model"], input_train=str(train_csv), input_val=mnist["val"], epochs=1,
+                               output=str(tmp_path / f"out{rows}" / "influence.csv"), ranking="influence")
+        trial = trial_of(options)
+        allowed = (1.5 * (500 + 3 * rows) - 500 - 2 / 3 * rows) / 3  # one traced epoch
+        assert second_order_rows(1.5, trial, 1) == pytest.approx(allowed)
+        search, steps = search_and_depth(Influence(), trial)
+        assert search is None and steps == expected_steps == int(allowed // 64)
+    train_csv = subset_csv(digits["train"], tmp_path / "digits.csv", 300)
+    options = ScoreOptions(model=digits["model"], input_train=str(train_csv), input_val=digits["val"], epochs=2,
+                           output=str(tmp_path / "digits" / "influence.csv"), ranking="influence")
+    trial = trial_of(options)
+    free = FREE_MULTIPLY_ADDS / (9 * trial.project.row_multiply_adds)  # a second-order row: 9 forward rows' work
+    assert trial.project.row_multiply_adds == 64 * 32 + 32 * 10 and second_order_rows(1.5, trial, 1) == free
+    search, steps = search_and_depth(Influence(), trial)
+    assert search is not None and steps == int((free - 30 * 128) // 32)
 
 
 def test_steps_before_the_traced_epoch_are_fresh_epochs_at_the_scheduled_rates(tmp_path, digits):

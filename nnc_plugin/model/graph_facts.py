@@ -3,6 +3,8 @@ its classification loss and their number of classes, the parameters without an i
 input."""
 import re
 
+import numpy as np
+
 from .derived_networks import SHAPE_CHANGING_RANDOM_LAYERS, TRAINING_ONLY_LAYERS, batch_statistics
 
 # Layers whose output is drawn at random on every call (nnabla's random functions among them).
@@ -119,3 +121,27 @@ def loss_targets(network_proto, loss_names, data_variables):
 def random_layers(network_proto):
     """The names of the layers of a network that draw random values on every call (dropout, augmentation)."""
     return [function.name for function in network_proto.function if function.type in RANDOM_LAYERS]
+
+
+# Layers whose arithmetic is a product with their weight (its first input after the data): multiply-adds per row.
+_WEIGHTED_LAYERS = ("Affine", "Convolution", "Deconvolution", "DepthwiseConvolution", "DepthwiseDeconvolution")
+
+
+def multiply_adds(network_proto):
+    """About how many multiply-adds one row's forward pass through the network takes: for every Affine and
+    Convolution layer, its output's size per row times the weights each output element reads."""
+    shapes = {v.name: [d for d in v.shape.dim] for v in network_proto.variable}
+    total = 0
+    for function in network_proto.function:
+        if function.type not in _WEIGHTED_LAYERS or len(function.input) < 2:
+            continue
+        weight = shapes.get(function.input[1], [])
+        output = [d for d in shapes.get(function.output[0], []) if d > 0]
+        if not weight or not output:
+            continue
+        weights = int(np.prod(weight))
+        if function.type == "Affine":
+            total += weights  # (inputs x outputs) per row
+        else:  # each output element reads one output channel's (or group's) weights
+            total += int(np.prod(output)) * weights // max(weight[0], 1)
+    return total

@@ -43,6 +43,14 @@ class LossGraph:
     mean_loss: nn.Variable  # the training objective: mean of sample_weights * per_sample_loss
     prediction: Optional[nn.Variable] = None  # first input of the (first) loss layer, e.g. the softmax output
     target_column: Optional[str] = None  # the dataset column the loss layer compares it with
+    # The scores before the output link: the input of the Softmax or Sigmoid layer that makes the prediction
+    # (the logits), or the prediction itself; `link` names that layer's type ("" without one) and `loss_type` the
+    # loss layer's.
+    logits: Optional[nn.Variable] = None
+    link: str = ""
+    loss_type: str = ""
+    # The input of the Affine layer that makes the logits (the last layer's features), when one does.
+    features: Optional[nn.Variable] = None
 
 
 def padded(indices, size):
@@ -288,8 +296,8 @@ class Model:
             sample_weights = nn.Variable((batch_size,))
             sample_weights.d = 1.0
             mean_loss = F.mean(per_sample * sample_weights)
-        prediction, target = self._prediction(network)
-        return LossGraph(batch_size, inputs, generators, per_sample, sample_weights, mean_loss, prediction, target)
+        return LossGraph(batch_size, inputs, generators, per_sample, sample_weights, mean_loss,
+                         **self._prediction(network))
 
     def _before_batch_reduction(self, network, loss_name, batch_size):
         """(per-sample loss, factor) of a scalar loss that a Mean or Sum over the batch makes of one.
@@ -337,15 +345,24 @@ class Model:
         return set()
 
     def _prediction(self, network):
-        """The variable the first loss layer scores and the dataset column of its target (for accuracy)."""
+        """{prediction, target_column, logits, link, loss_type} of the first loss layer (`LossGraph`), empty when
+        it compares no prediction with a target."""
         loss_layer = network.functions.get(network.variables[self.project.loss_variables[0]].parent)
         if loss_layer is not None and loss_layer.type in BATCH_REDUCTIONS and len(loss_layer.inputs) == 1:
             source = network.variables.get(loss_layer.inputs[0])  # a script's mean of a per-sample loss
             loss_layer = network.functions.get(source.parent) if source is not None else None
         if loss_layer is None or len(loss_layer.inputs) < 2:
-            return None, None
-        prediction = network.variables[loss_layer.inputs[0]].variable_instance
-        return prediction, self.project.data_variables.get(loss_layer.inputs[1])
+            return {}
+        predicted = network.variables[loss_layer.inputs[0]]
+        producer = network.functions.get(predicted.parent) if predicted.parent else None
+        linked = producer is not None and producer.type in ("Softmax", "Sigmoid") and len(producer.inputs) == 1
+        logits = network.variables[producer.inputs[0]] if linked else predicted
+        last = network.functions.get(logits.parent) if logits.parent else None
+        features = network.variables[last.inputs[0]].variable_instance if last is not None and last.type == "Affine" \
+            else None
+        return {"prediction": predicted.variable_instance, "target_column": self.project.data_variables.get(
+            loss_layer.inputs[1]), "logits": logits.variable_instance, "link": producer.type if linked else "",
+            "loss_type": loss_layer.type, "features": features}
 
     def feed(self, graph, dataset, indices, weights=None):
         """Put the samples `indices` of `dataset` into the inputs of `graph` (and their objective weights)."""

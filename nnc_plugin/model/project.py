@@ -15,8 +15,8 @@ from nnabla.utils import nnabla_pb2
 
 from ..errors import UserError
 from .derived_networks import choose_eval_network, choose_influence_network
-from .graph_facts import (cancelled_biases, input_shapes, label_ranges, loss_targets, random_layers,
-                          uninitialized_parameters)
+from .graph_facts import (cancelled_biases, input_shapes, label_ranges, loss_targets, multiply_adds,
+                          random_layers, uninitialized_parameters)
 from .model_file import (has_stored_parameters, network_proto, nnabla_load, read_proto, read_trained_parameters,
                          resolve_model_path, resolve_uri)
 from .structure import check_structure
@@ -69,6 +69,8 @@ class Project:
     uninitialized_parameters: List[str] = field(default_factory=list)
     # Layers of the training network that draw random values at every step (dropout, augmentation).
     random_training_layers: List[str] = field(default_factory=list)
+    # About how many multiply-adds one row's forward pass through the training network takes.
+    row_multiply_adds: int = 0
 
     @property
     def classes(self):
@@ -152,4 +154,4 @@ def load_project(path, context="cpu"):
         label_ranges=label_ranges(train_network, data_variables),
         target_columns=loss_targets(train_network, loss_names, data_variables),
         uninitialized_parameters=uninitialized_parameters(train_network, trainable),
-        random_training_layers=random_layers(train_network))
+        random_training_layers=random_layers(train_network), row_multiply_adds=multiply_adds(train_network))

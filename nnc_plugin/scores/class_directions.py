@@ -9,16 +9,15 @@ ranking (influence.py) needs a long sum of the backward recursion to damp them (
 shrinks them by 1 / lambda); leaving them out does that at once, and what is left curves so little that a
 short sum suffices.
 
-`find_class_directions` takes the top eigenvalues of the mean training-loss Hessian over SEARCH_ROWS random
-training rows at the current parameters by Lanczos (2 C + 10 Hessian-vector products over those rows) and
+`find_class_directions` takes the top eigenvalues of the mean training-loss Hessian over SEARCH_ROWS (or the
+`Search`'s number of) random training rows at the current parameters by Lanczos (2 C + 10 Hessian-vector products over those rows) and
 returns the top C - 1 directions when they stand apart: lambda_(C-1) / lambda_C >= GAP. Otherwise (no
 such gap, a binary or non-classification loss, more than MAX_CLASSES classes, or a network too large for
 the search's memory) it returns None and nothing is left out. Where the group does not stand apart after
 2 C steps already, the search stops there: in the 48 trainings measured (the two sample networks and two
 held-out ones, four regimes, three noise seeds; research/notebook.md) the ratio only fell or stayed
 over the last 10 steps, so those steps never changed that decision. The search is left out, too, where
-it would cost more than going back through every step the recursion may take (a small training set trained
-for a few epochs): the ranking compares `search_cost` with that.
+it does not fit in the ranking's budget (influence.py compares `Search.cost` with it).
 """
 from dataclasses import dataclass
 
@@ -105,11 +104,21 @@ def lanczos_steps(classes):
     return 2 * classes + 10
 
 
-def search_cost(classes, n_rows):
-    """Rows times Hessian-vector products the search takes at most (0 when there is nothing to look for)."""
-    if not classes or classes < 3 or classes > MAX_CLASSES:
-        return 0
-    return lanczos_steps(classes) * min(SEARCH_ROWS, n_rows)
+@dataclass(frozen=True)
+class Search:
+    """What the search looks for and how: the number of classes of the network's classification loss (None: not
+    one), the seed that draws its rows, how many rows the Hessian is averaged over, and whether the Hessian-vector
+    products take gradients.PerSampleDirectional's per-sample reference path."""
+    classes: object
+    seed: int = 0
+    rows: int = SEARCH_ROWS
+    reference: bool = False
+
+    def cost(self, n_rows):
+        """Rows times Hessian-vector products the search takes at most (0 when there is nothing to look for)."""
+        if not self.classes or self.classes < 3 or self.classes > MAX_CLASSES:
+            return 0
+        return lanczos_steps(self.classes) * min(self.rows, n_rows)
 
 
 def stands_apart(values, count):
@@ -117,16 +126,14 @@ def stands_apart(values, count):
     return len(values) > count and values[count] > 0 and values[count - 1] >= GAP * values[count]
 
 
-def find_class_directions(model, dataset, batch_size, classes, seed, reference=False):
-    """Return the `ClassDirections` (the top `classes` - 1 directions of the mean training-loss Hessian at the
-    model's parameters) when they stand apart from the rest, else None (module docstring).
-
-    `classes`: the number of classes of the network's classification loss (None: not one). `reference`: the
-    per-sample Hessian-vector products of gradients.PerSampleDirectional. In a data-parallel run each
-    process takes its share of every minibatch of the rows and the products are summed, so every process
-    finds the same directions."""
-    if not search_cost(classes, len(dataset)):
+def find_class_directions(model, dataset, batch_size, search):
+    """Return the `ClassDirections` (the top `search.classes` - 1 directions of the mean training-loss Hessian at
+    the model's parameters) when they stand apart from the rest, else None (module docstring; `search`: a
+    `Search`). In a data-parallel run each process takes its share of every minibatch of the rows and the
+    products are summed, so every process finds the same directions."""
+    if not search.cost(len(dataset)):
         return None
+    classes = search.classes
     dimension = sum(int(np.prod(p.shape)) for p in model.parameters.values())
     steps = min(lanczos_steps(classes), dimension)
     if dimension * steps * 8 > MEMORY_LIMIT:
@@ -135,18 +142,19 @@ def find_class_directions(model, dataset, batch_size, classes, seed, reference=F
         return None
     count = classes - 1
     early = (2 * classes, lambda values: not stands_apart(values, count))  # see the module docstring
-    values, vectors = _search(mean_hessian(model, dataset, batch_size, seed, reference), steps, give_up=early)
+    values, vectors = _search(mean_hessian(model, dataset, batch_size, search), steps, give_up=early)
     return ClassDirections(vectors[:, :count], values) if stands_apart(values, count) else None
 
 
-def mean_hessian(model, dataset, batch_size, seed, reference):
-    """(the product of the mean loss Hessian over SEARCH_ROWS rows drawn with `seed` and a float64 vector,
+def mean_hessian(model, dataset, batch_size, search):
+    """(the product of the mean loss Hessian over `search.rows` rows drawn with `search.seed` and a float64 vector,
     the number of trainable values, the random state that drew the rows, for Lanczos' start)."""
     parameters = list(model.parameters.values())
     like = [p.d for p in parameters]
-    rng = np.random.RandomState(seed)
-    rows = np.sort(rng.choice(len(dataset), size=min(SEARCH_ROWS, len(dataset)), replace=False))
-    directional = PerSampleDirectional(model) if reference else BatchedDirectional(model, batch_size=batch_size)
+    rng = np.random.RandomState(search.seed)
+    rows = np.sort(rng.choice(len(dataset), size=min(search.rows, len(dataset)), replace=False))
+    directional = (PerSampleDirectional(model) if search.reference
+                   else BatchedDirectional(model, batch_size=batch_size))
     comm = model.comm
 
     def hvp(vector):

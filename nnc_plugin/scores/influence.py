@@ -46,28 +46,86 @@ Momentum from 0.905 to 0.963 (3, 5 and 17 points instead of 9 in a probe: 0.942,
 0.957, 0.964, 0.966); after a decaying rate or with Adam the points lie close together and it changed
 little.
 """
+import numpy as np
+
 from ..log import info
 from .registry import Ranking, ReportText, register
 
 SNAPSHOTS = 8  # points of the last epoch, besides its end, where the validation gradient is averaged
+# What a row costs, in training rows (one forward and one backward pass), measured on the sample CNN on CPU
+# (benchmarks/step_costs.py): through the second derivatives (a double backward) about 3, a forward pass about a third.
+ROW_COSTS = {"second order": 3.0, "forward": 1.0 / 3.0}
+# Second-order work this small is never bounded: about a tenth of a second on one CPU core, whatever the rows.
+FREE_MULTIPLY_ADDS = 2e8
 
 
-def epoch_mean_validation_gradient(trial):
+def epoch_mean_validation_gradient(trial, split=True):
     """The gradient of the validation loss averaged over the last epoch: at the final parameters and at the
-    `trial.record.snapshots` points of the epoch the cache keeps (module docstring). The model holds the final
+    `trial.record.snapshots` points of the epoch the cache keeps (module docstring). `split`: each validation row is
+    taken at one of the points (a seeded random split into near-equal parts, one part per point), so that the
+    average costs one pass over the validation rows; else every row at every point. The model holds the final
     parameters again on return."""
     from .gradients import validation_gradient  # nnabla: imported when scoring, not when listing the rankings
-    model = trial.model
+    model, n_val = trial.model, len(trial.val_data)
+    parts = validation_parts(n_val, 1 + trial.record.snapshots, trial.seed + 5, split)
     final = model.parameter_arrays()
-    total, _ = validation_gradient(model, trial.val_data, trial.batch_size)
+    total = None
     try:
-        for k in range(trial.record.snapshots):
-            trial.cache.load_snapshot(k, model)
-            gradient, _ = validation_gradient(model, trial.val_data, trial.batch_size)
-            total = [t + g for t, g in zip(total, gradient)]
+        for k, part in enumerate(parts):  # part 0 at the final parameters, part k at snapshot k - 1
+            if k:
+                trial.cache.load_snapshot(k - 1, model)
+            if len(part):
+                gradient, _ = validation_gradient(model, trial.val_data.subset(part), trial.batch_size)
+                weighted = [g * (len(part) / (n_val * (1 if split else len(parts)))) for g in gradient]
+                total = weighted if total is None else [t + g for t, g in zip(total, weighted)]
     finally:
         model.set_parameter_arrays(final)
-    return [t / (1 + trial.record.snapshots) for t in total]
+    return total
+
+
+def validation_parts(n_val, points, seed, split=True):
+    """The validation rows taken at each of `points` points (sorted row numbers): a random split into near-equal
+    parts drawn with `seed`, or (`split` False) every row at every point."""
+    rows = np.arange(n_val)
+    if not split:
+        return [rows] * points
+    return [np.sort(part) for part in np.array_split(np.random.RandomState(seed).permutation(rows), points)]
+
+
+def second_order_rows(bound, trial, validation_passes, free=FREE_MULTIPLY_ADDS):
+    """How many rows the class-direction search and the recursion may take through the second derivatives for the
+    whole scoring to cost at most `bound` times sgd-influence's (its validation pass and its traced rows through
+    the second derivatives), after `validation_passes` passes over the validation rows and the two forward passes
+    per training row of the end (costs in training rows: ROW_COSTS); and at least the rows that take no more than
+    `free` multiply-adds (a training row: about three forward passes' multiply-adds)."""
+    n_val, n_traced = len(trial.val_data), len(trial.record.schedule.indices)
+    sgd_influence = n_val + ROW_COSTS["second order"] * n_traced
+    fixed = validation_passes * n_val + 2 * ROW_COSTS["forward"] * len(trial.train_data)
+    free_rows = free / (ROW_COSTS["second order"] * 3 * max(trial.project.row_multiply_adds, 1))
+    return max((bound * sgd_influence - fixed) / ROW_COSTS["second order"], free_rows)
+
+
+def class_search(ranking, trial):
+    """The `class_directions.Search` of `ranking` (an `Influence`) on `trial`."""
+    from .class_directions import Search
+    return Search(trial.project.classes, trial.seed + 4, ranking.search_rows, ranking.reference)
+
+
+def search_and_depth(ranking, trial):
+    """(the `Search` for the class directions, or None where it is left out; the most steps the recursion goes
+    back) for `ranking` (an `Influence`): within its cost bound, the search where it leaves the recursion its
+    PROJECTED_STEPS steps and the recursion the rest; without a bound, the search where it costs no more than the
+    longest recursion, and MAX_STEPS."""
+    from .recursion import MAX_STEPS, PROJECTED_STEPS
+    search = class_search(ranking, trial)
+    cost = search.cost(len(trial.train_data))
+    if ranking.cost_bound is None:
+        return (search if 0 < cost <= len(trial.schedule_back(MAX_STEPS).indices) else None), MAX_STEPS
+    passes = 1 if ranking.split_validation else 1 + trial.record.snapshots
+    rows = second_order_rows(ranking.cost_bound, trial, passes, ranking.free_multiply_adds)
+    searched = 0 < cost and cost + PROJECTED_STEPS * trial.batch_size <= rows
+    steps = int((rows - (cost if searched else 0)) // trial.batch_size)
+    return (search if searched else None), int(np.clip(steps, 1, MAX_STEPS))
 
 
 @register
@@ -83,6 +141,10 @@ class Influence(Ranking):
     # Momentum); the average of 3 trials measured 0.976 and 0.974, of 6 0.982 and 0.975 (research/evidence.md).
     trials_at_full_rate = 3
     snapshots = SNAPSHOTS
+    cost_bound = 1.5  # the scoring costs at most this many times sgd-influence's (search_and_depth); None: no bound
+    free_multiply_adds = FREE_MULTIPLY_ADDS  # second-order work this small is within the bound whatever it is
+    search_rows = 128  # the training rows the class-direction search averages the Hessian over
+    split_validation = True  # the validation rows are shared out over the points (epoch_mean_validation_gradient)
     report = ReportText(
         "how much its training steps changed the model's loss on the validation data (influence)", True,
         "Most harmful samples (lowest influence)",
@@ -91,20 +153,26 @@ class Influence(Ranking):
         "samples whose training steps lowered the validation loss the most; keep these")
 
     def score(self, trial):
-        from .class_directions import find_class_directions, search_cost
-        from .recursion import MAX_STEPS, PropagationSettings, expected_influence
+        from .class_directions import find_class_directions
+        from .recursion import PropagationSettings, expected_influence
         model = trial.model
-        u = epoch_mean_validation_gradient(trial)
-        schedule = trial.schedule_back(MAX_STEPS)
-        classes = trial.project.classes
-        # the search for the class directions, only where it costs no more than the longest recursion would
-        worth_it = 0 < search_cost(classes, len(trial.train_data)) <= len(schedule.indices)
-        directions = (find_class_directions(model, trial.train_data, trial.batch_size, classes, trial.seed + 4,
-                                            self.reference) if worth_it else None)
+        u = epoch_mean_validation_gradient(trial, self.split_validation)
+        search, max_steps = search_and_depth(self, trial)
+        schedule = trial.schedule_back(max_steps)
+        directions = find_class_directions(model, trial.train_data, trial.batch_size, search) if search else None
         settings = PropagationSettings(weight_decay=trial.project.weight_decay, reference=self.reference,
-                                       title=f"Scoring ({trial.title})", class_directions=directions)
+                                       title=f"Scoring ({trial.title})", class_directions=directions,
+                                       max_steps=max_steps)
         scores, depth = expected_influence(model, trial.train_data, schedule, u,
                                            trial.linearisation("final", schedule), settings)
-        info(f"influence ({trial.title}): followed each row's effect on the validation loss back through the last "
-             f"{depth.best} training steps.")
+        info(self._what_it_did(trial, search, depth))
         return scores
+
+    def _what_it_did(self, trial, search, depth):
+        """The log line of a scored trial: how far back it went, and what the cost bound left out."""
+        steps = f"{depth.best} training step{'s' if depth.best > 1 else ''}"
+        said = f"influence ({trial.title}): followed each row's effect on the validation loss back through {steps}"
+        if search is None and class_search(self, trial).cost(len(trial.train_data)) and self.cost_bound is not None:
+            said += (f"; on {len(trial.train_data):,} rows, measuring how the loss curves would have cost more than "
+                     f"the scoring itself, so it was left out (it helps most on larger training sets)")
+        return said + "."

@@ -48,6 +48,7 @@ class PropagationSettings:
     u_growth: float = 1.0  # set by sgd_influence: the largest |u_t| / |u_T| met going back
     class_directions: Optional[object] = None  # class_directions.ClassDirections: u and the solver state stay
     #                                              out of them
+    max_steps: int = MAX_STEPS  # expected_influence: the most steps the DepthRule goes back
 
 
 def sgd_influence(model, dataset, schedule, u, linearisation, settings=None):
@@ -143,13 +144,13 @@ class AdjointRecursion:
 
 class DepthRule:
     """Where to stop going back, from |u| after each step back: once |u| has fallen by less than 5% over the
-    last WINDOW steps (or risen), or after MAX_STEPS steps; the sum then covers the steps up to the
+    last WINDOW steps (or risen), or after `limit` steps (MAX_STEPS); the sum then covers the steps up to the
     smallest |u| seen (at least one step)."""
 
-    def __init__(self, start_norm):
+    def __init__(self, start_norm, limit=MAX_STEPS):
         self.norms = [start_norm]  # |u| after 0, 1, 2, ... steps back
         self.best = 0  # steps back at the smallest |u| (0: none taken yet)
-        self.limit = MAX_STEPS  # the most steps it goes back
+        self.limit = limit  # the most steps it goes back
 
     def stop_after(self, u_norm):
         """Record |u| after one more step back; True when going further back is of no use."""
@@ -177,8 +178,7 @@ class FixedDepth(DepthRule):
     """The sum over the last `steps` steps (or all there are), whatever |u| does."""
 
     def __init__(self, start_norm, steps):
-        super().__init__(start_norm)
-        self.limit = steps
+        super().__init__(start_norm, steps)
 
     def stop_after(self, u_norm):
         self.norms.append(u_norm)
@@ -186,19 +186,19 @@ class FixedDepth(DepthRule):
         return self.best >= self.limit or not np.isfinite(u_norm)
 
 
-def expected_influence(model, dataset, schedule, u, linearisation, settings=None):
-    """Return (every row's expected SGD-influence: float64, one value per row of `dataset`; the rule that
-    decided the depth, a `DepthRule`).
+def expected_direction(model, dataset, schedule, u, linearisation, settings=None):
+    """Return (vbar, the direction every row's gradient is taken along: float32 arrays like the parameters; the
+    rule that decided the depth, a `DepthRule`).
 
     `schedule` holds the steps to go back through, last step last (Trial.schedule_back); `u`, `linearisation`
-    and `settings` as in sgd_influence (`settings.reference`: the per-sample reference path, and the exact
-    inner products instead of the finite difference). With `settings.class_directions` the recursion stays
-    out of them and sums PROJECTED_STEPS steps (`FixedDepth`); without, the `DepthRule` decides."""
+    and `settings` as in sgd_influence (`settings.reference`: the per-sample reference path). With
+    `settings.class_directions` the recursion stays out of them and sums PROJECTED_STEPS steps (`FixedDepth`);
+    without, the `DepthRule` decides."""
     settings = settings or PropagationSettings()
     recursion = AdjointRecursion(model, schedule, u, linearisation, settings)
     total = [np.zeros(a.shape, dtype=np.float64) for a in recursion.u]
     rule = (FixedDepth(recursion.start_norm, PROJECTED_STEPS) if settings.class_directions
-            else DepthRule(recursion.start_norm))
+            else DepthRule(recursion.start_norm, settings.max_steps))
     best_total = None
     with Progress(settings.title, min(len(schedule), rule.limit)) as progress:
         for back in range(1, len(schedule) + 1):
@@ -211,6 +211,14 @@ def expected_influence(model, dataset, schedule, u, linearisation, settings=None
             progress.advance(1)
             if stop:
                 break
-    direction = [(s / len(dataset)).astype(np.float32) for s in best_total]
+    return [(s / len(dataset)).astype(np.float32) for s in best_total], rule
+
+
+def expected_influence(model, dataset, schedule, u, linearisation, settings=None):
+    """Return (every row's expected SGD-influence: float64, one value per row of `dataset`; the rule that
+    decided the depth, a `DepthRule`): vbar . grad l_j for vbar = `expected_direction` (`settings.reference`: the
+    exact inner products instead of the finite difference)."""
+    settings = settings or PropagationSettings()
+    direction, rule = expected_direction(model, dataset, schedule, u, linearisation, settings)
     batch_size = int(np.max(np.diff(schedule.offsets)))  # training's: its forward passes fit in memory
     return directional_losses(model, dataset, direction, batch_size, exact=settings.reference), rule

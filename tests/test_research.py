@@ -1,0 +1,26 @@
+"""The research scripts run on tiny data (seconds), so a change to the package that breaks one shows here."""
+import importlib.util
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "research", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_influence_budget_compares_its_variants(sample_data, tmp_path, monkeypatch):
+    from nnc_plugin.scores import names
+    budget = _script("influence_budget")
+    monkeypatch.setattr(budget, "publish", lambda name, table, raw: (tmp_path / "table.md").write_text(table))
+    results = budget.main(["--project", "digits", "--regimes", "adam", "--noise-seeds", "0", "--epochs", "2",
+                           "--rows", "120", "--variants", "unbounded", "bound128"])
+    row = results["adam"][0]
+    assert set(row) == {"sgd-influence", "influence-unbounded", "influence-bound128"}
+    for measured in row.values():
+        assert 0.0 <= measured["auroc"] <= 1.0 and measured["seconds"] > 0
+    assert "influence-bound128" in (tmp_path / "table.md").read_text()
+    assert "influence-bound128" not in names()  # tried in a block, registered nowhere
