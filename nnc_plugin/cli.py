@@ -21,7 +21,7 @@ def _score(args):
 
 def _cleanse(args):
     from .outputs.cleanse import cleanse
-    cleanse(args.input, args.output, remove=args.remove, threshold=args.threshold)
+    cleanse(args.input, args.output, remove=args.remove, threshold=args.threshold, group=args.group)
 
 
 def _report(args):

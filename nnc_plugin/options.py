@@ -239,6 +239,10 @@ class CleanseOptions:
     threshold: Optional[float] = option(
         "-th", "--threshold", type=float,
         help="instead, remove every row whose score (influence column) is below this value (float)")
+    group: Optional[int] = option(
+        "-g", "--group", type=int,
+        help="instead, remove the rows of this group of harmful rows that act together (the report lists the "
+             "groups, numbered from 1) (int)")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from .errors import UserError
 from .files import check_writable, interrupts_held
 from .log import info
 from .model.project import load_project
+from .outputs.groups import describe, find_groups
 from .outputs.scored_csv import write_scored_csv
 from .outputs.summary import run_summary, summary_path, trial_facts, write_summary
 from .scores.differentiability import check_differentiable
@@ -82,15 +83,36 @@ def _check_finite(trial, ranking, scores_, validation_loss):
 
 
 def score_trial(trial, ranking):
-    """Score one trial with `ranking`; return (scores, validation loss, seconds)."""
+    """Score one trial with `ranking`; return (its `scores.Scores`, validation loss, seconds)."""
     started = time.perf_counter()
-    values = ranking.score(trial)
+    result = ranking.score(trial)
+    result = result if isinstance(result, scores.Scores) else scores.Scores(np.asarray(result, dtype=np.float64))
     seconds = time.perf_counter() - started
     validation_loss = trial.validation_loss()
-    _check_finite(trial, ranking, values, validation_loss)
+    _check_finite(trial, ranking, result.values, validation_loss)
     info(f"Trial {trial.number + 1}/{trial.setup.n_trials}: validation loss {validation_loss:.5f}; ranked "
          f"{len(trial.train_data)} samples by {ranking.name} in {seconds:.1f} s.")
-    return values, validation_loss, seconds
+    return result, validation_loss, seconds
+
+
+def _averaged(measured, setup, ranking):
+    """(the trials' scores averaged, the groups of harmful rows among them, outputs/groups.py), said in the log."""
+    averaged = np.mean([result.values for _, result, _ in measured], axis=0)
+    effects = (np.mean([result.effects for _, result, _ in measured], axis=0)
+               if all(result.effects is not None for _, result, _ in measured) else None)
+    groups = find_groups(averaged, row_labels(setup), effects) if ranking.needs_validation else []
+    for number, group in enumerate(groups, start=1):
+        info(describe(group, number))
+    return averaged, groups
+
+
+def row_labels(setup):
+    """Every training row's label as its CSV cell reads (the first column a loss compares with; "" without one)."""
+    dataset, targets = setup.train_data, setup.project.target_columns
+    if not targets:
+        return np.array([""] * len(dataset))
+    at = dataset.column_of(targets[0])
+    return np.array([row[at] for row in dataset.rows])
 
 
 def _read_datasets(options, ranking, project):
@@ -200,17 +222,18 @@ def score(options):
     """
     prepared = prepare(options)
     ranking, setup, share = prepared.ranking, prepared.setup, prepared.share
-    measured = []  # (trial number, scores, facts)
+    measured = []  # (trial number, Scores, facts)
     with cache_folder(setup.cache_root):  # removed again if the run fails before caching anything
         for number in share.numbers:
             trial = open_trial(setup, number)
-            values, validation_loss, seconds = score_trial(trial, ranking)
-            measured.append((number, values, trial_facts(trial, validation_loss, seconds)))
+            result, validation_loss, seconds = score_trial(trial, ranking)
+            measured.append((number, result, trial_facts(trial, validation_loss, seconds)))
     comm = parallel.world()
     if share.comm.size < comm.size:  # whole trials per process: every process learns every trial's scores
         measured = sorted((m for part in comm.gather(measured) for m in part), key=lambda m: m[0])
-    averaged = np.mean([values for _, values, _ in measured], axis=0)
+    averaged, groups = _averaged(measured, setup, ranking)
     summary = run_summary(options, setup, [facts for _, _, facts in measured], comm.size)
+    summary["groups"] = [group.as_dict() for group in groups]
     for warning in summary["warnings"]:
         info(f"Warning: {warning}")
     if comm.is_root:  # one process writes the outputs

@@ -13,6 +13,13 @@ Variants of `--ranking influence` (scores/influence.py), tried through `registry
              under FREE_MULTIPLY_ADDS is free), the search over 256 rows (where it fits)
   bound128   the same with the search over 128 rows (the package's default)
   bound64    the same with the search over 64 rows
+  (the bound variants and the ones before score vbar . grad l_j as it is; research/harm.py's "harm" study
+  led to dividing it by the size of the row's error in the logits, the package's default since:)
+  plain      bound128 as the package has it, the score not divided (normalised = False)
+  normalised the package's default: bound128, each row's score divided by |e_j|
+  normalised-nosearch  the same without the class-direction search
+  normalised-search20  the same with the search stopped at 2 C iterations, where it decides (20 for 10 classes)
+  (measured before the 4-epoch bound (epoch_bound) was added; the variants above all have it since)
 --start trained scores NNC's results.nnp (nnabla_cli train of the regime's project, as benchmarks/start_from.py
 does) with -nt auto, the plugin's default path, instead of training from the initialisation.
 Each regime (benchmarks/regimes.py) and noise seed trains once per ranking family and scores the noisy
@@ -48,11 +55,16 @@ def variant(name, **settings):
     return type(f"Influence_{name}", (Influence,), dict(settings, name=f"influence-{name}"))
 
 
-VARIANTS = {"unbounded": variant("unbounded", cost_bound=None, split_validation=False, search_rows=256),
-            "split": variant("split", cost_bound=None, split_validation=True, search_rows=256),
-            "bound256": variant("bound256", cost_bound=1.5, search_rows=256),
-            "bound128": variant("bound128", cost_bound=1.5, search_rows=128),
-            "bound64": variant("bound64", cost_bound=1.5, search_rows=64)}
+VARIANTS = {"unbounded": variant("unbounded", cost_bound=None, split_validation=False, search_rows=256,
+                                 normalised=False),
+            "split": variant("split", cost_bound=None, split_validation=True, search_rows=256, normalised=False),
+            "bound256": variant("bound256", cost_bound=1.5, search_rows=256, normalised=False),
+            "bound128": variant("bound128", cost_bound=1.5, search_rows=128, normalised=False),
+            "bound64": variant("bound64", cost_bound=1.5, search_rows=64, normalised=False),
+            "plain": variant("plain", normalised=False),
+            "normalised": variant("normalised"),
+            "normalised-nosearch": variant("normalised-nosearch", search_rows=0),
+            "normalised-search20": variant("normalised-search20", search_extra=0)}
 
 
 def first_rows(source, target, rows):
@@ -83,10 +95,11 @@ def main(argv=None):
     parser.add_argument("--project", choices=("mnist", "digits"), default="mnist")
     parser.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
     parser.add_argument("--noise-seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["plain", "normalised"])
     parser.add_argument("--epochs", type=int, default=None, help="train this many epochs (default: the model's)")
     parser.add_argument("--rows", type=int, default=None, help="score only the first rows of the training CSV")
     parser.add_argument("--start", choices=("initial", "trained"), default="initial")
+    parser.add_argument("--trials", default="auto", help="-nt of every run (default auto)")
     args = parser.parse_args(argv)
     quiet_nnabla()
     classes = [VARIANTS[v] for v in args.variants]
@@ -104,11 +117,12 @@ def main(argv=None):
                 from start_from import nnc_training
                 inputs["model"], _ = nnc_training(args.project, seed, args.epochs, run_folder, regime)
             # a trained start with seed k trains noise seed k's flipped rows first (start_from.py): seed 10 there
-            options = {"epochs": args.epochs, "seed": 10 if args.start == "trained" else 0}
+            trials = args.trials if args.trials == "auto" else int(args.trials)
+            options = {"epochs": args.epochs, "seed": 10 if args.start == "trained" else 0, "n_trials": trials}
             row = measure_run(inputs, positives, names, run_folder, options)
             results.setdefault(regime, []).append(row)
             print(regime, seed, {k: round(v["auroc"], 3) for k, v in row.items()}, file=sys.stderr, flush=True)
-    publish(f"influence_budget_{args.project}_{args.start}", table(args, results, names), results)
+    publish(f"influence_budget_{args.project}_{args.start}_{args.trials}", table(args, results, names), results)
     return results
 
 

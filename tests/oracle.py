@@ -33,3 +33,10 @@ def gradient(theta, x, y):
 def hessian(theta, x):
     p = softmax(x @ theta)
     return np.kron(np.outer(x, x), np.diag(p) - np.outer(p, p))
+
+
+def logit_error_size(theta, x, y):
+    """|p - onehot(y)|: the size of the row's error in the logits, which `influence` divides its score by."""
+    p = softmax(x @ theta)
+    p[y] -= 1.0
+    return float(np.linalg.norm(p))

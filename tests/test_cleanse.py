@@ -77,8 +77,10 @@ def test_cleansed_csv_retrains_with_nnabla_cli(tmp_path, scored_digits, cli):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["-k", "50", "--threshold", "0"], "not both"),
+    (["-k", "50", "--threshold", "0"], "not several"),
+    (["-k", "50", "--group", "1"], "not several"),
     ([], "Say which rows to remove"),
+    (["--group", "3"], "is not a group of the run summary"),
     (["-k", "1001"], "more than the 1000 rows"),
     (["-k", "100%"], "would remove all 1000 rows"),
     (["-k", "many"], "--remove must be a number of rows"),

@@ -24,3 +24,16 @@ def test_influence_budget_compares_its_variants(sample_data, tmp_path, monkeypat
         assert 0.0 <= measured["auroc"] <= 1.0 and measured["seconds"] > 0
     assert "influence-bound128" in (tmp_path / "table.md").read_text()
     assert "influence-bound128" not in names()  # tried in a block, registered nowhere
+
+
+def test_harm_scores_a_shortcut_and_retrains_without_it(sample_data, tmp_path, monkeypatch):
+    harm = _script("harm")
+    monkeypatch.setattr(harm, "publish", lambda name, table, raw: (tmp_path / "table.md").write_text(table))
+    results = harm.main(["--kinds", "mark", "--seeds", "0", "--rows", "200", "--epochs", "1", "--rankings",
+                         "loss-history", "influence", "conflict-final", "--retrain", "1", "--retrain-rankings",
+                         "influence"])
+    run = results["mark"][0]
+    assert {"loss-history", "influence", "conflict-final", "loss-history+influence"} <= set(run["detection"])
+    assert all(0.0 <= d["auroc"] <= 1.0 for d in run["detection"].values())
+    assert set(run["test_loss"]) == {"nothing", "the harmful rows", "random", "influence"}
+    assert "Test loss after removing" in (tmp_path / "table.md").read_text()

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional
 
+import numpy as np
+
 from ..data.dataset import relocate_path
 from ..errors import UserError
 from ..files import check_writable, write_csv_atomically
@@ -57,6 +59,19 @@ class CleanseResult:
     highest_removed_score: Optional[float]
 
 
+def rows_of_group(table, summary, group):
+    """The positions (in `table`) of the rows of group `group` (1-based) of the run summary, most harmful first."""
+    groups = summary.get("groups") or []
+    if not 1 <= group <= len(groups):
+        found = (f"it lists {len(groups)} group{'s' if len(groups) != 1 else ''} (1 to {len(groups)})" if groups
+                 else "it lists no group of harmful rows that act together")
+        raise UserError(f"--group {group} is not a group of the run summary beside {table.path}: {found}; see the "
+                        "report's groups, or remove rows with --remove instead.")
+    wanted = {int(r) for r in groups[group - 1]["rows"]}
+    order = harmful_order(table.scores, table.indices)
+    return order[np.isin(table.indices[order], list(wanted))]
+
+
 def rows_to_remove(table, remove=None, threshold=None):
     """Return the positions (in `table`) of the rows to remove, most harmful first.
 
@@ -68,9 +83,6 @@ def rows_to_remove(table, remove=None, threshold=None):
         Remove every row whose influence is below this value.
     Exactly one of the two is given.
     """
-    if (remove is None) == (threshold is None):
-        raise UserError("Say which rows to remove: give either --remove (a number of rows or a percentage) "
-                        "or --threshold (an influence value), not both and not neither.")
     order = harmful_order(table.scores, table.indices)
     if threshold is not None:
         threshold = float(threshold)
@@ -91,7 +103,29 @@ def rows_to_remove(table, remove=None, threshold=None):
     return chosen
 
 
-def cleanse(scored_csv, output, remove=None, threshold=None):
+def _say_what_was_removed(table, chosen, result, choice, output):
+    """The log lines of a cleanse: what was removed, what was kept into `output` (as the user named it), what to do
+    next (`choice`: the three options)."""
+    remove, threshold, group = choice
+    if chosen.size and group is not None:
+        info(f"Removed the {len(chosen)} rows of group {group} of {len(table)} rows; wrote {output} with the other "
+             f"{result.kept} rows in their original order.")
+    elif chosen.size:
+        info(f"Removed the {len(chosen)} most harmful of {len(table)} rows (the lowest scores, up to "
+             f"{format_score(result.highest_removed_score)}); wrote {output} with the other {result.kept} rows in "
+             "their original order.")
+    elif threshold is not None:
+        info(f"No row has an influence below {float(threshold):g}; wrote {output} with all {result.kept} rows.")
+    else:
+        info(f"--remove {remove} means no row; wrote {output} with all {result.kept} rows.")
+    helpful = int((table.scores[chosen] > 0).sum())  # only SGD influence has positive scores
+    if helpful:
+        info(f"Note: {helpful} of the removed rows have a positive influence, so they helped the model; "
+             "remove fewer rows (or use --threshold 0) to keep them.")
+    info("To retrain without the removed rows, use this CSV as the Training dataset of your project.")
+
+
+def cleanse(scored_csv, output, remove=None, threshold=None, group=None):
     """Write the training CSV without the most harmful rows; return a `CleanseResult`.
 
     Parameters
@@ -102,6 +136,9 @@ def cleanse(scored_csv, output, remove=None, threshold=None):
         The cleansed training CSV to write (never the scored CSV or the original training CSV).
     remove, threshold
         Which rows to remove; see `rows_to_remove`.
+    group : int, optional
+        Instead, remove the rows of this group of harmful rows (1-based) of the run summary (outputs/groups.py).
+    Exactly one of `remove`, `threshold` and `group` is given.
 
     Examples
     --------
@@ -116,10 +153,15 @@ def cleanse(scored_csv, output, remove=None, threshold=None):
     >>> result.kept, len(result.removed_indices)
     (950, 50)
     """
-    protected = (scored_csv, read_summary(os.path.abspath(scored_csv)).get("input_train"))
-    check_writable(output, inputs=protected)
+    if sum(x is not None for x in (remove, threshold, group)) != 1:
+        raise UserError("Say which rows to remove: give one of --remove (a number of rows or a percentage), "
+                        "--threshold (an influence value) or --group (a group of the report), not several and not "
+                        "none.")
+    summary = read_summary(os.path.abspath(scored_csv))
+    check_writable(output, inputs=(scored_csv, summary.get("input_train")))
     table = read_scored_csv(scored_csv)
-    chosen = rows_to_remove(table, remove=remove, threshold=threshold)
+    chosen = (rows_of_group(table, summary, group) if group is not None
+              else rows_to_remove(table, remove=remove, threshold=threshold))
     removed = set(int(p) for p in chosen)
     kept = sorted((p for p in range(len(table)) if p not in removed), key=lambda p: table.indices[p])
 
@@ -131,16 +173,5 @@ def cleanse(scored_csv, output, remove=None, threshold=None):
     highest = float(table.scores[chosen].max()) if len(chosen) else None
     result = CleanseResult(output=os.path.abspath(output), kept=len(kept),
                            removed_indices=[int(table.indices[p]) for p in chosen], highest_removed_score=highest)
-    if chosen.size:
-        info(f"Removed the {len(chosen)} most harmful of {len(table)} rows (the lowest scores, up to "
-             f"{format_score(highest)}); wrote {output} with the other {len(kept)} rows in their original order.")
-    elif threshold is not None:
-        info(f"No row has an influence below {float(threshold):g}; wrote {output} with all {len(kept)} rows.")
-    else:
-        info(f"--remove {remove} means no row; wrote {output} with all {len(kept)} rows.")
-    helpful = int((table.scores[chosen] > 0).sum())  # only SGD influence has positive scores
-    if helpful:
-        info(f"Note: {helpful} of the removed rows have a positive influence, so they helped the model; "
-             "remove fewer rows (or use --threshold 0) to keep them.")
-    info("To retrain without the removed rows, use this CSV as the Training dataset of your project.")
+    _say_what_was_removed(table, chosen, result, (remove, threshold, group), output)
     return result

@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..files import check_writable, write_atomically
 from ..log import info
 from ..scores import report_text
+from .groups import SHOWN_ROWS
 from .scored_csv import harmful_order, read_scored_csv
 from .summary import read_summary, summary_path
 
@@ -264,6 +265,29 @@ def _headline(table, text, ranking, harmful_count):
     return f'<div class="stats">{boxes}</div>', lead, bars
 
 
+def _groups(table, summary, columns):
+    """The section on the groups of harmful rows that act together (outputs/groups.py), "" when there are none."""
+    groups = summary.get("groups") or []
+    if not groups:
+        return ""
+    position_of = {int(index): position for position, index in enumerate(table.indices)}
+    parts = ['<h2 id="groups">Harmful rows that act together</h2>',
+             '<p class="note">Many of the most harmful rows share a label: together they pull the network the same '
+             'way, as rows that share an artefact, a mark or a shortcut do, even when every label is right. Look at '
+             'a few of them; the plugin <i>Data_cleansing_cleansed_dataset</i> with <b>--group</b> (or '
+             '<code>nnc-cleanse cleanse --group N</code>) removes a whole group.</p>']
+    for number, group in enumerate(groups, start=1):
+        effect = (f"; removing them all would change the validation loss by about "
+                  f"{html.escape(_format(group['combined_effect']))} (a first estimate)"
+                  if group.get("combined_effect") is not None else "")
+        parts.append(f'<h3>Group {number}: {len(group["rows"])} rows labelled <b>{html.escape(group["label"])}</b>'
+                     f'</h3><p class="note">{group["share_of_top"]:.0%} of the most harmful rows, against '
+                     f'{group["share_of_data"]:.0%} of all rows{effect}.</p>')
+        shown = [position_of[r] for r in group["rows"][:SHOWN_ROWS] if r in position_of]
+        parts.append(_grid(table, shown, columns, "group", ""))
+    return "\n".join(parts)
+
+
 def _details(table, summary):
     if not summary:
         return (f'<p class="note">No run summary ({html.escape(os.path.basename(table.path))}.summary.json) was found '
@@ -293,6 +317,7 @@ def render_report(table, summary, top=DEFAULT_TOP):
         low_title=html.escape(text.low_title), low_note=html.escape(text.low_note), harmful_count=len(harmful),
         harmful_grid=_grid(table, harmful, columns, "harmful",
                            "No sample has a negative influence: none of them made the validation loss worse."),
+        groups=_groups(table, summary, columns),
         high_title=html.escape(text.high_title), high_note=html.escape(text.high_note), helpful_count=len(helpful),
         helpful_grid=_grid(table, helpful, columns, "helpful", "No sample has a positive influence."),
         histogram=_histogram_svg(table.scores, split), bars=bars, details=_details(table, summary),

@@ -7,5 +7,5 @@ recursion), class_directions.py (the sharpest Hessian directions of a classifier
 """
 # each module registers its ranking, in this order (the order of the help text)
 from . import loss_history, loss, self_influence, sgd_influence, influence, tracin_cp  # noqa: F401, I001
-from .registry import (DEFAULT_RANKING, Ranking, create, names, ranking_class, register, report_text,  # noqa: F401
-                       trying)
+from .registry import (DEFAULT_RANKING, Ranking, Scores, create, names, ranking_class, register,  # noqa: F401
+                       report_text, trying)

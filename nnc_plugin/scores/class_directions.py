@@ -100,8 +100,9 @@ def _tridiagonal(alpha, beta, size):
     return np.diag(alpha[:size]) + np.diag(beta[:size - 1], 1) + np.diag(beta[:size - 1], -1)
 
 
-def lanczos_steps(classes):
-    return 2 * classes + 10
+def lanczos_steps(classes, extra=10):
+    """The Lanczos iterations of a search for `classes` classes: 2 C, where it decides, and `extra` more."""
+    return 2 * classes + extra
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,13 @@ class Search:
     seed: int = 0
     rows: int = SEARCH_ROWS
     reference: bool = False
+    extra_steps: int = 10  # Lanczos iterations after the 2 C at which the search decides
 
     def cost(self, n_rows):
         """Rows times Hessian-vector products the search takes at most (0 when there is nothing to look for)."""
         if not self.classes or self.classes < 3 or self.classes > MAX_CLASSES:
             return 0
-        return lanczos_steps(self.classes) * min(self.rows, n_rows)
+        return lanczos_steps(self.classes, self.extra_steps) * min(self.rows, n_rows)
 
 
 def stands_apart(values, count):
@@ -135,7 +137,7 @@ def find_class_directions(model, dataset, batch_size, search):
         return None
     classes = search.classes
     dimension = sum(int(np.prod(p.shape)) for p in model.parameters.values())
-    steps = min(lanczos_steps(classes), dimension)
+    steps = min(lanczos_steps(classes, search.extra_steps), dimension)
     if dimension * steps * 8 > MEMORY_LIMIT:
         info(f"influence: the network has {dimension:,} trainable values, too many to measure its sharpest "
              "curvature in the memory set aside for it; scoring goes on without that refinement.")

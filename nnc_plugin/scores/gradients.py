@@ -171,19 +171,54 @@ def directional_losses(model, dataset, direction, batch_size=64, epsilon=1e-3, e
     In a data-parallel run each process takes its share of the rows."""
     if exact:
         return _exact_directional_losses(model, dataset, direction, batch_size)
+    plus, minus, step = _both_sides(model, dataset, direction, batch_size, epsilon, _losses)
+    return (plus - minus) / (2.0 * step)
+
+
+def logit_motion(model, dataset, direction, batch_size=64, epsilon=1e-3):
+    """(z, zdot): every row's logits (LossGraph.logits, float64 rows of the logits' size) at the model's parameters
+    and their derivative along `direction`, from the same two forward passes as `directional_losses` (z is the
+    mean of the two sides, exact to O(h^2))."""
+    plus, minus, step = _both_sides(model, dataset, direction, batch_size, epsilon, _logits)
+    return (plus + minus) / 2.0, (plus - minus) / (2.0 * step)
+
+
+def _losses(graph, count):
+    return graph.per_sample_loss.d[:count]
+
+
+def _logits(graph, count):
+    return graph.logits.d[:count].reshape(count, -1)
+
+
+def _both_sides(model, dataset, direction, batch_size, epsilon, read):
+    """(what `read(graph, rows)` gives for every row at theta + h v, the same at theta - h v, h): the scoring
+    network run twice over the rows (in a data-parallel run each process its share), parameters restored."""
     parameters = list(model.parameters.values())
     original = [p.d.copy() for p in parameters]
     step = epsilon * norm(original) / max(norm(direction), 1e-30)
-    values = np.zeros(len(dataset), dtype=np.float64)
     rows = model.comm.share(np.arange(len(dataset)))
+    sides = []
     for sign in (1.0, -1.0):
         for p, x, d in zip(parameters, original, direction):
             p.d = x + sign * step * d
+        values = None
         for batch, graph in model.evaluate_batches(dataset, batch_size, rows):
-            values[batch] += sign * graph.per_sample_loss.d[:len(batch)] / (2.0 * step)
+            part = np.asarray(read(graph, len(batch)), dtype=np.float64)
+            if values is None:
+                values = np.zeros((len(dataset),) + part.shape[1:])
+            values[batch] = part
+        if values is None:  # this process has no rows: the others' sums still need its zeros
+            values = np.zeros((len(dataset),) + _width(model, read))
+        sides.append(model.comm.sum_arrays([values])[0])
     for p, x in zip(parameters, original):
         p.d = x
-    return model.comm.sum_arrays([values])[0]
+    return sides[0], sides[1], step
+
+
+def _width(model, read):
+    """The shape per row of what `read` gives (for a process with no rows of its own)."""
+    return np.asarray(read(model.loss_graph(2), 1)).shape[1:]
 
 
 def _exact_directional_losses(model, dataset, direction, batch_size):
@@ -195,3 +230,62 @@ def _exact_directional_losses(model, dataset, direction, batch_size):
         batch = rows[start:start + batch_size]
         values[batch] = directional(dataset, batch, direction)[0]
     return model.comm.sum_arrays([values])[0]
+
+
+# (link layer, loss layer) pairs whose error in the logits is known in closed form: softmax and sigmoid
+# cross-entropies, after their Softmax or Sigmoid layer or on the logits themselves.
+_SOFTMAX_LOSSES = {("Softmax", "CategoricalCrossEntropy"), ("", "SoftmaxCrossEntropy")}
+_SIGMOID_LOSSES = {("Sigmoid", "BinaryCrossEntropy"), ("", "SigmoidCrossEntropy")}
+
+
+def output_errors(model, dataset, logits, batch_size=64):
+    """e_j = d l_j / d z_j: every row's error in the logits `logits` (from `logit_motion`), float64 rows: in closed
+    form for softmax and sigmoid cross-entropies (p - y, exact even where the network fits a row to within the
+    float32 rounding of its loss), else by nnabla's backward pass at the model's parameters."""
+    graph = model.loss_graph(2)
+    kind = (graph.link, graph.loss_type)
+    if (kind in _SOFTMAX_LOSSES or kind in _SIGMOID_LOSSES) and graph.target_column in dataset.arrays:
+        targets = dataset.arrays[graph.target_column].reshape(len(dataset), -1).astype(np.float64)
+        if kind in _SIGMOID_LOSSES:
+            return 1.0 / (1.0 + np.exp(-logits)) - targets
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        errors = shifted / shifted.sum(axis=1, keepdims=True)
+        errors[np.arange(len(dataset)), targets[:, 0].astype(int)] -= 1.0
+        return errors
+    return _backward_errors(model, dataset, batch_size)
+
+
+def _backward_errors(model, dataset, batch_size):
+    """`output_errors` by one backward pass per minibatch, through the gradient of each row's loss in its logits."""
+    rows = model.comm.share(np.arange(len(dataset)))
+    errors = np.zeros((len(dataset),) + _width(model, _logits))
+    if len(rows):
+        size = min(batch_size, len(rows))
+        graph = model.loss_graph(size, train=False)
+        with nn.context_scope(model.context):
+            (gradient,) = nn.grad([F.sum(graph.per_sample_loss * graph.sample_weights)], [graph.logits])
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            indices, weights = padded(batch, size)
+            model.feed(graph, dataset, indices, weights)
+            gradient.forward(clear_no_need_grad=True)
+            errors[batch] = gradient.d[:len(batch)].reshape(len(batch), -1)
+    return model.comm.sum_arrays([errors])[0]
+
+
+def normalised_directional(model, dataset, direction, batch_size=64, exact=False):
+    """(normalised, plain): (e_j / |e_j|) . zdot_j = (direction . grad l_j) / |e_j| for every row (float64), and
+    direction . grad l_j itself. The first is the directional derivative
+    of the row's loss with the size of its error in the logits divided out, so that a row the network fits already
+    counts by the direction it pulls the network in rather than by how wrong it still is. Computed in the logits
+    (`logit_motion`, `output_errors`), where the rounding of a fitted row's tiny loss does not enter; `exact`: the
+    directional derivative by `BatchedDirectional`'s double backward instead (the reference, slower)."""
+    if exact:
+        logits = _both_sides(model, dataset, [np.zeros_like(d) for d in direction], batch_size, 0.0, _logits)[0]
+        errors = output_errors(model, dataset, logits, batch_size)
+        values = _exact_directional_losses(model, dataset, direction, batch_size)
+    else:
+        logits, motion = logit_motion(model, dataset, direction, batch_size)
+        errors = output_errors(model, dataset, logits, batch_size)
+        values = np.einsum("ij,ij->i", errors, motion)
+    return values / np.maximum(np.linalg.norm(errors, axis=1), 1e-300), values

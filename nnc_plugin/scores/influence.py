@@ -49,7 +49,7 @@ little.
 import numpy as np
 
 from ..log import info
-from .registry import Ranking, ReportText, register
+from .registry import Ranking, ReportText, Scores, register
 
 SNAPSHOTS = 8  # points of the last epoch, besides its end, where the validation gradient is averaged
 # What a row costs, in training rows (one forward and one backward pass), measured on the sample CNN on CPU
@@ -92,23 +92,25 @@ def validation_parts(n_val, points, seed, split=True):
     return [np.sort(part) for part in np.array_split(np.random.RandomState(seed).permutation(rows), points)]
 
 
-def second_order_rows(bound, trial, validation_passes, free=FREE_MULTIPLY_ADDS):
-    """How many rows the class-direction search and the recursion may take through the second derivatives for the
-    whole scoring to cost at most `bound` times sgd-influence's (its validation pass and its traced rows through
-    the second derivatives), after `validation_passes` passes over the validation rows and the two forward passes
-    per training row of the end (costs in training rows: ROW_COSTS); and at least the rows that take no more than
-    `free` multiply-adds (a training row: about three forward passes' multiply-adds)."""
-    n_val, n_traced = len(trial.val_data), len(trial.record.schedule.indices)
+def second_order_rows(ranking, trial, validation_passes):
+    """How many rows the class-direction search and the recursion of `ranking` (an `Influence`) may take through the
+    second derivatives for the whole scoring to cost at most `cost_bound` times sgd-influence's (its validation
+    pass and its traced rows through the second derivatives) and at most `epoch_bound` epochs of training, after
+    `validation_passes` passes over the validation rows and the two forward passes per training row of the end
+    (costs in training rows: ROW_COSTS); and at least the rows that take no more than `free_multiply_adds`
+    multiply-adds (a training row: about three forward passes' multiply-adds)."""
+    n_val, n_train, n_traced = len(trial.val_data), len(trial.train_data), len(trial.record.schedule.indices)
     sgd_influence = n_val + ROW_COSTS["second order"] * n_traced
-    fixed = validation_passes * n_val + 2 * ROW_COSTS["forward"] * len(trial.train_data)
-    free_rows = free / (ROW_COSTS["second order"] * 3 * max(trial.project.row_multiply_adds, 1))
-    return max((bound * sgd_influence - fixed) / ROW_COSTS["second order"], free_rows)
+    allowed = min(ranking.cost_bound * sgd_influence, ranking.epoch_bound * n_train)
+    fixed = validation_passes * n_val + 2 * ROW_COSTS["forward"] * n_train
+    free = ranking.free_multiply_adds / (ROW_COSTS["second order"] * 3 * max(trial.project.row_multiply_adds, 1))
+    return max((allowed - fixed) / ROW_COSTS["second order"], free)
 
 
 def class_search(ranking, trial):
     """The `class_directions.Search` of `ranking` (an `Influence`) on `trial`."""
     from .class_directions import Search
-    return Search(trial.project.classes, trial.seed + 4, ranking.search_rows, ranking.reference)
+    return Search(trial.project.classes, trial.seed + 4, ranking.search_rows, ranking.reference, ranking.search_extra)
 
 
 def search_and_depth(ranking, trial):
@@ -122,7 +124,7 @@ def search_and_depth(ranking, trial):
     if ranking.cost_bound is None:
         return (search if 0 < cost <= len(trial.schedule_back(MAX_STEPS).indices) else None), MAX_STEPS
     passes = 1 if ranking.split_validation else 1 + trial.record.snapshots
-    rows = second_order_rows(ranking.cost_bound, trial, passes, ranking.free_multiply_adds)
+    rows = second_order_rows(ranking, trial, passes)
     searched = 0 < cost and cost + PROJECTED_STEPS * trial.batch_size <= rows
     steps = int((rows - (cost if searched else 0)) // trial.batch_size)
     return (search if searched else None), int(np.clip(steps, 1, MAX_STEPS))
@@ -142,9 +144,12 @@ class Influence(Ranking):
     trials_at_full_rate = 3
     snapshots = SNAPSHOTS
     cost_bound = 1.5  # the scoring costs at most this many times sgd-influence's (search_and_depth); None: no bound
+    epoch_bound = 4.0  # ... and at most this many epochs of training (from a trained model: 5 with its one epoch)
     free_multiply_adds = FREE_MULTIPLY_ADDS  # second-order work this small is within the bound whatever it is
     search_rows = 128  # the training rows the class-direction search averages the Hessian over
+    search_extra = 0  # its Lanczos iterations after the 2 C at which it decides (research/influence_budget.py)
     split_validation = True  # the validation rows are shared out over the points (epoch_mean_validation_gradient)
+    normalised = True  # each row's score divided by the size of its error in the logits (module docstring)
     report = ReportText(
         "how much its training steps changed the model's loss on the validation data (influence)", True,
         "Most harmful samples (lowest influence)",
@@ -154,7 +159,8 @@ class Influence(Ranking):
 
     def score(self, trial):
         from .class_directions import find_class_directions
-        from .recursion import PropagationSettings, expected_influence
+        from .gradients import directional_losses, normalised_directional
+        from .recursion import PropagationSettings, expected_direction
         model = trial.model
         u = epoch_mean_validation_gradient(trial, self.split_validation)
         search, max_steps = search_and_depth(self, trial)
@@ -163,10 +169,14 @@ class Influence(Ranking):
         settings = PropagationSettings(weight_decay=trial.project.weight_decay, reference=self.reference,
                                        title=f"Scoring ({trial.title})", class_directions=directions,
                                        max_steps=max_steps)
-        scores, depth = expected_influence(model, trial.train_data, schedule, u,
-                                           trial.linearisation("final", schedule), settings)
+        vbar, depth = expected_direction(model, trial.train_data, schedule, u, trial.linearisation("final", schedule),
+                                         settings)
         info(self._what_it_did(trial, search, depth))
-        return scores
+        if self.normalised:
+            values, plain = normalised_directional(model, trial.train_data, vbar, trial.batch_size, self.reference)
+            return Scores(values, effects=plain)
+        plain = directional_losses(model, trial.train_data, vbar, trial.batch_size, exact=self.reference)
+        return Scores(plain, effects=plain)
 
     def _what_it_did(self, trial, search, depth):
         """The log line of a scored trial: how far back it went, and what the cost bound left out."""

@@ -13,8 +13,20 @@ A candidate that is not (yet) part of the package, such as a research ranking, i
 """
 import contextlib
 from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
 
 DEFAULT_RANKING = "loss-history"
+
+
+@dataclass
+class Scores:
+    """What a ranking may return instead of a bare array: the scores (lower: more harmful), and each row's
+    estimated effect on the validation loss if it were left out (negative: the loss would fall), where the ranking
+    estimates one (outputs/groups.py adds them up for a group)."""
+    values: np.ndarray
+    effects: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class Ranking:
         return False
 
     def score(self, trial):
-        """Return one float64 score per training row of `trial` (lower: more harmful)."""
+        """Return one float64 score per training row of `trial` (lower: more harmful), or a `Scores`."""
         raise NotImplementedError
 
 

@@ -14,7 +14,8 @@ DESCRIPTION = """Data Cleansing: write the training data without its most harmfu
 
 Writes the training CSV without the most harmful rows of a scored CSV (nnc-cleanse; the output of
 Data_cleansing_score): the given number or percentage of rows with the lowest score
-(column 'influence'), or, when a threshold is given, every row whose score is below it.
+(column 'influence'), or, when a threshold is given, every row whose score is below it, or,
+when a group is given, the rows of that group of harmful rows the report shows.
 The result keeps the header, the columns and the row order; train on it as it is.
 
 "Data Cleansing for Models Trained with SGD"
@@ -64,6 +65,9 @@ def build_parser(package=True):
             help="number of most harmful rows to remove, or a percentage such as 5%% (text) default=5%%")
         add("-th", "--threshold", type=float, default=None,
             help="instead, remove every row whose score (influence column) is below this value (float)")
+        add("-g", "--group", type=int, default=None,
+            help="instead, remove the rows of this group of harmful rows that act together (the report lists the "
+                 "groups, numbered from 1) (int)")
     return parser
 
 
@@ -71,11 +75,15 @@ def run(args):
     from nnc_plugin.outputs.cleanse import cleanse
     from nnc_plugin.log import info
 
-    remove = args.remove
-    if args.threshold is not None:  # NNC always passes the prefilled --remove; a threshold replaces it
+    remove, threshold = args.remove, args.threshold
+    # NNC always passes the prefilled --remove: a group, or else a threshold, replaces it
+    if args.group is not None:
+        remove, threshold = None, None
+        info(f"Removing the rows of group {args.group} (the group replaces --remove and --threshold).")
+    elif threshold is not None:
         remove = None
-        info(f"Removing every row whose influence is below {args.threshold:g} (the threshold replaces --remove).")
-    cleanse(args.input, args.output, remove=remove, threshold=args.threshold)
+        info(f"Removing every row whose influence is below {threshold:g} (the threshold replaces --remove).")
+    cleanse(args.input, args.output, remove=remove, threshold=threshold, group=args.group)
 
 
 def main(argv=None):

@@ -1,0 +1,66 @@
+"""Groups of harmful rows that act together: many of the most harmful rows sharing one label.
+
+Rows that teach the network a shortcut (an artefact on part of one class) each do little harm alone and much
+together, and they share their label. So among the most harmful rows of a ranking by effect on the validation
+loss (its first TOP_SHARE, the ones with a negative score), every label is counted (a loss ranking's first rows
+share a label when the network finds a class hard, which says nothing of harm, so it gets no groups): a label whose share there is at least
+CONCENTRATION times its share of the whole training set, with at least MIN_ROWS such rows, makes a group. A wrong
+label shows no such concentration when labels are wrong at random; a group says "these rows of one class pull
+the network the same way". Each group gets its rows (most harmful first), and, where the ranking estimates what
+each row does to the validation loss (`effects`: the predicted change of the validation loss if the row were left
+out, negative: it would fall), their combined effect: the sum of those estimates, a first-order figure (rows that
+act together can do more together).
+
+The groups go into the run summary (summary.py), the report shows them, and `cleanse --group K` removes one.
+"""
+from dataclasses import asdict, dataclass
+from typing import List, Optional
+
+import numpy as np
+
+TOP_SHARE = 0.10
+CONCENTRATION = 3.0
+MIN_ROWS = 20
+SHOWN_ROWS = 8  # rows of a group the report shows
+
+
+@dataclass
+class Group:
+    """A group of harmful rows: their label, the rows (0-based rows of the training CSV, most harmful first), their
+    share among the most harmful rows and of the training set, and their combined effect (None: not estimated)."""
+    label: str
+    rows: List[int]
+    share_of_top: float
+    share_of_data: float
+    combined_effect: Optional[float] = None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def find_groups(scores, labels, effects=None):
+    """The `Group`s among the most harmful rows of `scores` (a ranking of the rows' effect on the validation loss,
+    whose sign says harmful (< 0) or helpful; `labels`: each row's label as a string; `effects`: per-row effect
+    estimates or None), largest first."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    order = np.lexsort((np.arange(len(scores)), scores))
+    top = order[:max(int(round(TOP_SHARE * len(scores))), MIN_ROWS)]
+    top = top[scores[top] < 0]
+    groups = []
+    for label in np.unique(labels[top]):
+        members = top[labels[top] == label]
+        share_of_top, share_of_data = len(members) / max(len(top), 1), float(np.mean(labels == label))
+        if len(members) >= MIN_ROWS and share_of_top >= CONCENTRATION * share_of_data:
+            effect = float(np.sum(np.asarray(effects)[members])) if effects is not None else None
+            groups.append(Group(str(label), [int(r) for r in members], share_of_top, share_of_data, effect))
+    return sorted(groups, key=lambda g: -len(g.rows))
+
+
+def describe(group, number):
+    """One sentence for the log: what group `number` (1-based) is."""
+    effect = (f"; together, leaving them out would change the validation loss by about {group.combined_effect:+.3g}"
+              if group.combined_effect is not None else "")
+    return (f"Group {number}: {len(group.rows)} of the most harmful rows are labelled {group.label} "
+            f"({group.share_of_top:.0%} of the most harmful rows, against {group.share_of_data:.0%} of all rows), "
+            f"as rows that share an artefact, a mark or a shortcut are{effect}; look at them together in the report; "
+            f"`nnc-cleanse cleanse --group {number}` removes them.")

@@ -1,0 +1,220 @@
+"""Candidate rankings for harm that a loss cannot see (rows labelled right that still hurt the validation data).
+
+Each is a `Ranking` subclass tried through `registry.trying` by research/harm.py; none is registered in the
+package. Sign as everywhere: lower = more harmful. With u the validation gradient, c the solver's step factors
+and v = c u, a training step on row j changes the validation loss by about -eta v . grad l_j, so a row whose
+v . grad l_j is negative raised it. By the chain rule v . grad l_j = e_j . zdot_j, with e_j = dl_j/dz_j the
+row's error in the network's logits z (p - y for softmax cross-entropy) and zdot_j = J_j v how the row's logits
+move along v (two forward passes per row, a finite difference of the logits). The candidates:
+
+  tracin-final       e_j . zdot_j at the final parameters, u the validation gradient averaged over the last
+                     epoch (the first-order influence of the row's next step)
+  conflict-final     (e_j / |e_j|) . zdot_j at the final parameters: the same with the row's error normalised
+                     away, so that a row the network fits already counts by the direction it pulls in, not by how
+                     wrong it still is (the harm of a fitted row that taught a shortcut)
+  conflict-points    conflict averaged over the final parameters and the 8 points of the last epoch that
+                     training keeps, each point with its own validation gradient
+  conflict-epochs    conflict averaged over the ends of every epoch of training (a bare .nntxt only: from a
+                     trained model it has the trained start and the continued epoch's end)
+  influence-conflict the influence ranking's direction (vbar: the recursion of scores/influence.py) in place
+                     of v, normalised as conflict-final
+"""
+import numpy as np
+
+from nnc_plugin.scores.influence import SNAPSHOTS, Influence
+from nnc_plugin.scores.registry import Ranking, ReportText
+
+SIGNED = ReportText("its conflict with the validation data", True, "Most harmful samples", "", "Most helpful", "")
+
+
+def logit_motion(model, dataset, direction, batch_size, epsilon=1e-3):
+    """(z: every row's logits at the model's parameters, zdot: their derivative along `direction`), float64, by a
+    central finite difference of two forward passes (z is the mean of the two sides: exact to O(h^2))."""
+    from nnc_plugin.scores.gradients import norm
+    parameters = list(model.parameters.values())
+    original = [p.d.copy() for p in parameters]
+    step = epsilon * norm(original) / max(norm(direction), 1e-30)
+    sides = []
+    for sign in (1.0, -1.0):
+        for p, x, d in zip(parameters, original, direction):
+            p.d = x + sign * step * d
+        logits = None
+        for batch, graph in model.evaluate_batches(dataset, batch_size):
+            if logits is None:
+                logits = np.zeros((len(dataset), int(np.prod(graph.logits.shape[1:]))))
+            logits[batch] = graph.logits.d[:len(batch)].reshape(len(batch), -1)
+        sides.append(logits)
+    for p, x in zip(parameters, original):
+        p.d = x
+    return (sides[0] + sides[1]) / 2.0, (sides[0] - sides[1]) / (2.0 * step)
+
+
+def logit_errors(model, dataset, logits):
+    """e_j = dl_j / dz_j for a softmax cross-entropy loss: p - onehot(y), in float64 from the logits."""
+    graph = model.loss_graph(2)
+    if graph.link != "Softmax" or graph.loss_type != "CategoricalCrossEntropy":
+        raise ValueError("these research candidates handle Softmax + CategoricalCrossEntropy networks")
+    labels = dataset.arrays[graph.target_column].reshape(len(dataset), -1)[:, 0].astype(int)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    p[np.arange(len(labels)), labels] -= 1.0
+    return p
+
+
+def conflict(model, dataset, direction, batch_size, normalised=True):
+    """Every row's e_j . zdot_j along `direction` (normalised: e_j / |e_j| in place of e_j)."""
+    logits, motion = logit_motion(model, dataset, direction, batch_size)
+    errors = logit_errors(model, dataset, logits)
+    if normalised:
+        errors = errors / np.maximum(np.linalg.norm(errors, axis=1, keepdims=True), 1e-12)
+    return np.einsum("ij,ij->i", errors, motion)
+
+
+def stepped(trial, u):
+    """v = c u: the validation gradient through the solver's final step factors (TracIn-CP's direction)."""
+    factors = trial.step_factors("final")(len(trial.record.schedule) - 1)
+    return [(c * a).astype(np.float32) for c, a in zip(factors, u)]
+
+
+def validation_direction(trial):
+    from nnc_plugin.scores.gradients import validation_gradient
+    u, _ = validation_gradient(trial.model, trial.val_data, trial.batch_size)
+    return stepped(trial, u)
+
+
+class _Candidate(Ranking):
+    needs_validation = True
+    report = SIGNED
+    normalised = True
+
+    def score(self, trial):
+        from nnc_plugin.scores.influence import epoch_mean_validation_gradient
+        direction = stepped(trial, epoch_mean_validation_gradient(trial))
+        return conflict(trial.model, trial.train_data, direction, trial.batch_size, self.normalised)
+
+
+class TracInFinal(_Candidate):
+    name, snapshots, normalised = "tracin-final", SNAPSHOTS, False
+
+
+class ConflictFinal(_Candidate):
+    name, snapshots = "conflict-final", SNAPSHOTS
+
+
+class ConflictPoints(_Candidate):
+    name, snapshots = "conflict-points", SNAPSHOTS
+
+    def score(self, trial):
+        model, final = trial.model, trial.model.parameter_arrays()
+        total = conflict(model, trial.train_data, validation_direction(trial), trial.batch_size)
+        for k in range(trial.record.snapshots):
+            trial.cache.load_snapshot(k, model)
+            total += conflict(model, trial.train_data, validation_direction(trial), trial.batch_size)
+        model.set_parameter_arrays(final)
+        return total / (1 + trial.record.snapshots)
+
+
+class ConflictEpochs(_Candidate):
+    name, checkpoints = "conflict-epochs", 1000  # every epoch end training has
+
+    def score(self, trial):
+        model, final = trial.model, trial.model.parameter_arrays()
+        last = trial.record.checkpoints[-1][0]
+        total = np.zeros(len(trial.train_data))
+        for epoch, _ in trial.record.checkpoints:
+            if epoch != last:
+                trial.cache.load_checkpoint(epoch, model)
+            total += conflict(model, trial.train_data, validation_direction(trial), trial.batch_size)
+            model.set_parameter_arrays(final)
+        return total / len(trial.record.checkpoints)
+
+
+class InfluenceConflict(Influence):
+    name, report = "influence-conflict", SIGNED
+
+    def score(self, trial):
+        from nnc_plugin.scores.influence import epoch_mean_validation_gradient, search_and_depth
+        from nnc_plugin.scores.class_directions import find_class_directions
+        from nnc_plugin.scores.recursion import PropagationSettings, expected_direction
+        u = epoch_mean_validation_gradient(trial, self.split_validation)
+        search, max_steps = search_and_depth(self, trial)
+        schedule = trial.schedule_back(max_steps)
+        directions = find_class_directions(trial.model, trial.train_data, trial.batch_size, search) if search else None
+        settings = PropagationSettings(weight_decay=trial.project.weight_decay, class_directions=directions,
+                                       max_steps=max_steps)
+        vbar, _ = expected_direction(trial.model, trial.train_data, schedule, u, trial.linearisation("final", schedule),
+                                     settings)
+        return conflict(trial.model, trial.train_data, vbar, trial.batch_size)
+
+
+CANDIDATES = (TracInFinal, ConflictFinal, ConflictPoints, ConflictEpochs, InfluenceConflict)
+
+
+def exact_cosine(model, dataset, direction):
+    """cos(direction, grad l_j) for every row, from one batch-size-1 backward pass per row (the exact reference)."""
+    parameters = list(model.parameters.values())
+    graph = model.loss_graph(1, train=False)
+    flat = np.concatenate([np.ravel(d) for d in direction]).astype(np.float64)
+    values = np.zeros(len(dataset))
+    for row in range(len(dataset)):
+        model.feed(graph, dataset, np.array([row]))
+        for p in parameters:
+            p.grad.zero()
+        graph.mean_loss.forward(clear_no_need_grad=True)
+        graph.mean_loss.backward(clear_buffer=True)
+        gradient = np.concatenate([p.g.ravel() for p in parameters]).astype(np.float64)
+        values[row] = gradient @ flat / max(np.linalg.norm(gradient) * np.linalg.norm(flat), 1e-30)
+    return values
+
+
+def last_layer_cosine(model, dataset, direction, batch_size):
+    """cos(direction, grad l_j) restricted to the last Affine layer (weights W: inputs x classes, bias b): there
+    grad_W l_j = h_j e_j^T and grad_b l_j = e_j, with h_j the row's features and e_j = p_j - y_j, from one forward
+    pass per row."""
+    shapes = [tuple(p.shape) for p in model.parameters.values()]
+    feats, logits = [], []
+    for batch, graph in model.evaluate_batches(dataset, batch_size):
+        feats.append(graph.features.d[:len(batch)].reshape(len(batch), -1).astype(np.float64))
+        logits.append(graph.logits.d[:len(batch)].reshape(len(batch), -1).astype(np.float64))
+    h, z = np.concatenate(feats), np.concatenate(logits)
+    e = logit_errors(model, dataset, z)
+    at_w = next(i for i, s in enumerate(shapes) if s == (h.shape[1], e.shape[1]))
+    at_b = next(i for i, s in enumerate(shapes) if s == (e.shape[1],) and i > at_w)
+    u_w, u_b = np.asarray(direction[at_w], np.float64), np.asarray(direction[at_b], np.float64)
+    dots = np.einsum("ij,jk,ik->i", h, u_w, e) + e @ u_b
+    norms = np.linalg.norm(e, axis=1) * np.sqrt(np.sum(h * h, axis=1) + 1.0)
+    return dots / np.maximum(norms * np.sqrt(np.sum(u_w * u_w) + np.sum(u_b * u_b)), 1e-30)
+
+
+def at_points(trial, measure, points):
+    """The mean of `measure(direction)` over `points` ("final", "snapshots": the last epoch's 9 points, "epochs":
+    every epoch end), each point with its own plain validation gradient as the direction."""
+    from nnc_plugin.scores.gradients import validation_gradient
+    model, final = trial.model, trial.model.parameter_arrays()
+    loads = {"final": [None], "snapshots": [None] + [("snapshot", k) for k in range(trial.record.snapshots)],
+             "epochs": [None if e == trial.record.checkpoints[-1][0] else ("checkpoint", e)
+                        for e, _ in trial.record.checkpoints]}[points]
+    total = np.zeros(len(trial.train_data))
+    for load in loads:
+        if load:
+            getattr(trial.cache, f"load_{load[0]}")(load[1], model)
+        u, _ = validation_gradient(model, trial.val_data, trial.batch_size)
+        total += measure(trial, u)
+        model.set_parameter_arrays(final)
+    return total / len(loads)
+
+
+def _cosine_ranking(name, exact, points):
+    def measure(trial, u):
+        if exact:
+            return exact_cosine(trial.model, trial.train_data, u)
+        return last_layer_cosine(trial.model, trial.train_data, u, trial.batch_size)
+    settings = {"name": name, "needs_validation": True, "report": SIGNED,
+                "snapshots": SNAPSHOTS if points == "snapshots" else 0, "checkpoints": 1000 if points == "epochs" else 0,
+                "score": lambda self, trial: at_points(trial, measure, points)}
+    return type(name.replace("-", "_"), (Ranking,), settings)
+
+
+COSINES = tuple(_cosine_ranking(f"{kind}cosine-{points}", kind == "", points)
+                for kind in ("", "last-") for points in ("final", "snapshots", "epochs"))
+CANDIDATES = CANDIDATES + COSINES
