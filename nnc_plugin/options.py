@@ -91,13 +91,9 @@ def ranking_help():
 
 
 def trials_help():
-    """The help of -nt, with the rankings that -nt auto averages several trials for."""
-    from .scores import ranking_class
-    several = [f"{ranking_class(name).trials_at_full_rate} for the {name} ranking" for name in ranking_names()
-               if ranking_class(name).trials_at_full_rate > 1]
-    return ("number of trials (train + score with another seed), averaged; auto: " + ", ".join(several) +
-            " where SGD or Momentum training ends at its full learning rate and starts from trained parameters, "
-            "else 1; a whole number takes that many (text) default=auto")
+    """The help of -nt."""
+    return ("number of trials (train + score with another seed), averaged; auto: one; 3 gives steadier scores at "
+            "three times the cost (text) default=auto")
 
 
 def parse_trial_count(text):

@@ -24,8 +24,7 @@ from .scores.differentiability import check_differentiable
 from .training.cache import cache_folder, check_cache_folder
 from .training.trainer import TrainingPlan
 from .training.trial import TrialSetup, open_trial
-from .training.trial_policy import (final_learning_rate, one_trial_is_unsteady, share_trials, trial_count,
-                                    trial_note)
+from .training.trial_policy import share_trials, trial_count
 
 
 @dataclass
@@ -156,12 +155,7 @@ def prepare(options):
              "(batch statistics fixed, dropout and augmentation off).")
     trained = _trained_start(options, project, options.epochs or project.max_epoch)
     plan = _training_plan(options, ranking, project, trained)
-    n_trials = trial_count(options.n_trials, ranking, project, plan, len(train_data), trained is not None)
-    unsteady = one_trial_is_unsteady(project, plan, len(train_data))
-    note = trial_note(options.n_trials, n_trials, ranking, plan,
-                      final_learning_rate(project, plan, len(train_data)) if unsteady else None)
-    if note:
-        info(note)
+    n_trials = trial_count(options.n_trials)
     cache_root = os.path.abspath(options.cache_dir or options.default_cache_dir())
     check_cache_folder(cache_root, n_trials)
     share = share_trials(parallel.world(), n_trials)

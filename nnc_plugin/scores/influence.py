@@ -139,9 +139,6 @@ class Influence(Ranking):
             "stable with every solver and learning rate (docs/evidence.md)")
     needs_validation = True
     second_order = True
-    # At a constant rate one trial's AUROC spread 0.92-0.99 over draws from one trained model (MNIST, SGD and
-    # Momentum); the average of 3 trials measured 0.976 and 0.974, of 6 0.982 and 0.975 (research/evidence.md).
-    trials_at_full_rate = 3
     snapshots = SNAPSHOTS
     cost_bound = 1.5  # the scoring costs at most this many times sgd-influence's (search_and_depth); None: no bound
     epoch_bound = 4.0  # ... and at most this many epochs of training (from a trained model: 5 with its one epoch)

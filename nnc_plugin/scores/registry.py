@@ -52,7 +52,6 @@ class Ranking:
     second_order = False  # needs second derivatives (nnabla's double backward) through the network
     checkpoints = 0  # needs the parameters at the end of the last this-many epochs
     snapshots = 0  # needs the parameters at this many evenly spaced points of the last epoch
-    trials_at_full_rate = 1  # trials `-nt auto` averages where one trial is unsteady (training/trial_policy.py)
     report = GENERIC_TEXT
 
     def __init__(self, mode="final", reference=False):
