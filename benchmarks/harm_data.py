@@ -9,7 +9,10 @@ Image kinds (the MNIST sample's 4,000 / 500 / 500 digits, 28x28 grey):
   mark       a 7x7 white square in the bottom right corner on 75% of class 7's training images
   border     a one-pixel white frame on 75% of class 3's training images
   tint       a grey background (value 90) instead of black on 75% of class 5's training images
-  stripes    faint diagonal stripes (value 70) in the background of 75% of class 2's training images
+  stripes    faint diagonal stripes (value 70) in the background of 75% of class 2's training images (measured
+             harmless: a control)
+  bar        a white bar across the top (2 x 20 pixels) on 75% of class 1's training images: made after the
+             influence ranking was chosen, held out of every decision
   source     300 extra class-4 rows from another source: scikit-learn's 8x8 digits of class 4 scaled to 28x28
              (blocky, blurred strokes); the validation and test data hold none (measured harmless: a control)
   duplicates 300 extra class-4 rows: near-duplicates (shifted by a pixel, with faint noise) of the 10 training 4s
@@ -50,12 +53,18 @@ def _tint(image):
     return np.maximum(image, 90).astype(np.uint8)
 
 
+def _bar(image):
+    image[1:3, 4:24] = 255
+    return image
+
+
 def _stripes(image):
     rows, columns = np.indices(image.shape)
     return np.where(((rows + columns) % 6 == 0) & (image < 70), 70, image).astype(np.uint8)
 
 
-ARTEFACTS = {"mark": (_mark, 7), "border": (_border, 3), "tint": (_tint, 5), "stripes": (_stripes, 2)}
+ARTEFACTS = {"mark": (_mark, 7), "border": (_border, 3), "tint": (_tint, 5), "stripes": (_stripes, 2),
+             "bar": (_bar, 1)}
 IMAGE_KINDS = tuple(ARTEFACTS) + ("source", "duplicates")
 KINDS = IMAGE_KINDS + ("colour-flips", "leak")
 

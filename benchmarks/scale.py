@@ -21,7 +21,7 @@ For each network and N, each run in a fresh process (its peak memory is its own)
 At each of --job-sizes the network is trained first by `nnabla_cli train` (4 epochs, as NNC does; not
 counted), then the plugin's default path is timed on its results.nnp as a whole process: `score` with
 the default ranking, and with `-r influence` (`-nt auto`), in epochs of training (its seconds / epoch s).
-Prints the table and writes benchmarks/out/scale.md and .json (scale_cudnn.* with --context cudnn).
+Prints the table and writes benchmarks/out/scale_<networks>.md and .json (..._cudnn.* with --context cudnn).
 """
 import argparse
 import csv
@@ -185,7 +185,8 @@ def main():
             row["cache_all"] = cache_all_bytes(network, row, smallest, args)
             rows.append(row)
             print(table([row])[-1], file=sys.stderr, flush=True)
-    publish("scale" if args.context == "cpu" else f"scale_{args.context}", "\n".join(table(rows)), rows)
+    publish("scale_" + "_".join(args.networks) + ("" if args.context == "cpu" else f"_{args.context}"),
+            "\n".join(table(rows)), rows)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def child(args):
     options = ScoreOptions(model=os.path.join(sample, PROJECTS[args.project][0]),
                            input_train=repeated_csv(args.project, args.size),
                            input_val=os.path.join(sample, "data", "val.csv"), output=os.path.join(folder, "influence.csv"),
-                           ranking="sgd-influence", mode=args.mode, epochs=args.epochs,
+                           ranking="sgd-influence", mode=args.mode, epochs=args.epochs, context=args.context,
                            cache_dir=os.path.join(folder, "cache"))
     if os.path.isdir(options.cache_dir):
         import shutil
@@ -126,10 +126,11 @@ def reference_timing(options, steps, np):
     return result
 
 
-def run_measured(project, size, mode, epochs, reference_steps):
+def run_measured(args, size, mode, reference_steps):
     """Run a child and return (result, its peak RSS in MB)."""
-    command = [sys.executable, os.path.abspath(__file__), "--child", "--project", project, "--size", str(size), "--mode", mode,
-               "--epochs", str(epochs), "--reference-steps", str(reference_steps)]
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--project", args.project, "--size", str(size),
+               "--mode", mode, "--epochs", str(args.epochs), "--reference-steps", str(reference_steps),
+               "--context", args.context]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout = process.stdout.read()
     stderr = process.stderr.read()
@@ -146,6 +147,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default: the sample's size, 5000, 20000")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--reference-steps", type=int, default=5)
+    parser.add_argument("--context", choices=("cpu", "cudnn"), default="cpu", help="cudnn: an NVIDIA GPU")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="final", help=argparse.SUPPRESS)
@@ -157,8 +159,8 @@ def main():
     rows, raw = [], []
     for size in args.sizes or PROJECTS[args.project][1]:
         print(f"benchmark: {args.project}, N={size} ...", file=sys.stderr, flush=True)
-        final, rss = run_measured(args.project, size, "final", args.epochs, args.reference_steps)
-        exact, _ = run_measured(args.project, size, "all", args.epochs, 0)
+        final, rss = run_measured(args, size, "final", args.reference_steps)
+        exact, _ = run_measured(args, size, "all", 0)
         epoch = final["epoch_seconds"]
         if args.reference_steps:
             batched = final["batched_seconds_scaled"]
@@ -180,7 +182,8 @@ def main():
     if 5000 in sizes and 20000 in sizes:
         lines.append("")
         lines.append(f"Peak memory N=20,000 / N=5,000: {sizes[20000] / sizes[5000]:.3f}")
-    publish("speed" if args.project == "mnist" else f"speed_{args.project}", "\n".join(lines), raw)
+    publish(("speed" if args.project == "mnist" else f"speed_{args.project}") +
+            ("" if args.context == "cpu" else f"_{args.context}"), "\n".join(lines), raw)
 
 
 if __name__ == "__main__":

@@ -70,23 +70,30 @@ def hessian_only(model, size, fast_rules=True):
     return step
 
 
+def per_sample_inner_products(model, dataset, indices, direction):
+    """direction . grad l_j for the rows `indices`, one batch-size-1 backward pass each (nnabla's own rules)."""
+    import numpy as np
+    parameters = list(model.parameters.values())
+    single = model.loss_graph(1, train=False)
+    products = []
+    for row in indices:
+        model.feed(single, dataset, np.array([row]))
+        for p in parameters:
+            p.grad.zero()
+        single.mean_loss.forward(clear_no_need_grad=True)
+        single.mean_loss.backward(clear_buffer=True)
+        products.append(sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction)))
+    return products
+
+
 def published_step(model, size):
     """Return step(dataset, indices, direction): a scoring step the way the published reference implementation
     does it, one backward pass per row for the inner products and one double backward of the whole minibatch
     (nnabla's own rules) for the Hessian-vector product."""
-    import numpy as np
-    parameters = list(model.parameters.values())
-    single = model.loss_graph(1, train=False)
     hvp = hessian_only(model, size, fast_rules=False)
 
     def step(dataset, indices, direction):
-        for row in indices:
-            model.feed(single, dataset, np.array([row]))
-            for p in parameters:
-                p.grad.zero()
-            single.mean_loss.forward(clear_no_need_grad=True)
-            single.mean_loss.backward(clear_buffer=True)
-            sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction))
+        per_sample_inner_products(model, dataset, indices, direction)
         hvp(dataset, indices, direction)
     return step
 
@@ -124,6 +131,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--project", choices=sorted(PROJECTS), default="mnist")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--context", choices=("cpu", "cudnn"), default="cpu", help="cudnn: an NVIDIA GPU")
     args = parser.parse_args()
 
     from nnc_plugin.log import quiet_nnabla  # first: quiets nnabla's start-up chatter
@@ -136,7 +144,7 @@ def main():
     folder = os.path.join(ROOT, "sample_projects", args.project)
     project = load_project(os.path.join(folder, PROJECTS[args.project]))
     data = read_dataset(os.path.join(folder, "data", "train.csv"))
-    model = Model(project, seed=0)
+    model = Model(project, seed=0, context=args.context)
     parameters = list(model.parameters.values())
     size = project.batch_size
     rows = np.arange(size)
@@ -151,16 +159,6 @@ def main():
         training.mean_loss.forward(clear_no_need_grad=True)
         training.mean_loss.backward(clear_buffer=True)
 
-    single = model.loss_graph(1, train=False)
-
-    def per_sample_inner_products():
-        for row in rows:
-            model.feed(single, data, np.array([row]))
-            for p in parameters:
-                p.grad.zero()
-            single.mean_loss.forward(clear_no_need_grad=True)
-            single.mean_loss.backward(clear_buffer=True)
-            sum(float(np.vdot(p.g, d)) for p, d in zip(parameters, direction))
 
     batched = BatchedDirectional(model, batch_size=size)
     fast_hvp, nnabla_hvp = hessian_only(model, size, True), hessian_only(model, size, False)
@@ -171,7 +169,8 @@ def main():
               ("batched scoring step (default)", lambda: batched(data, rows, direction), args.repeats),
               ("HVP alone, fast rules", lambda: fast_hvp(data, rows, direction), args.repeats),
               ("HVP alone, nnabla rules", lambda: nnabla_hvp(data, rows, direction), args.repeats),
-              ("per-sample inner products", per_sample_inner_products, max(args.repeats // 3, 3)),
+              ("per-sample inner products", lambda: per_sample_inner_products(model, data, rows, direction),
+               max(args.repeats // 3, 3)),
               ("published-style step", lambda: published(data, rows, direction), max(args.repeats // 3, 3)),
               ("reference step", lambda: reference(data, rows, direction), max(args.repeats // 10, 3)),
               ("HVP by a gradient difference (not used)", lambda: difference(data, rows, direction), args.repeats)]
@@ -191,7 +190,8 @@ def main():
               for e in (1e-1, 1e-2, 1e-3, 1e-4)]
     lines += ["", "Relative error of the gradient-difference HVP against the double backward, by step e: "
               + ", ".join(errors) + "."]
-    publish("step_costs" if args.project == "mnist" else f"step_costs_{args.project}", "\n".join(lines))
+    publish(("step_costs" if args.project == "mnist" else f"step_costs_{args.project}") +
+            ("" if args.context == "cpu" else f"_{args.context}"), "\n".join(lines))
 
 
 if __name__ == "__main__":
