@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Union
 
 from .errors import UserError
-from .scores import DEFAULT_RANKING, names as ranking_names
+from .scores import DEFAULT_RANKING, FALLBACK_RANKING, names as ranking_names
 from .training.trial_policy import AUTO
 
 MODES = ("final", "all")
@@ -87,7 +87,8 @@ def ranking_help():
     """The help of --ranking, from the registered rankings' own words."""
     from .scores import ranking_class
     listed = "; ".join(f"{name}, {ranking_class(name).help}" for name in ranking_names())
-    return f"how to rank the rows: {listed} (text) default={DEFAULT_RANKING}"
+    return (f"how to rank the rows: {listed}; without validation data, or where nnabla cannot differentiate the "
+            f"network twice, the default gives way to {FALLBACK_RANKING} (text) default={DEFAULT_RANKING}")
 
 
 def trials_help():
@@ -147,8 +148,8 @@ class ScoreOptions:
         help="path to validation dataset csv file (csv); if empty, the model's validation dataset")
     output: str = option("-o", "--output", default="influence.csv",
                          help="path to output csv file (csv) default=influence.csv")
-    ranking: str = option("-r", "--ranking", default=DEFAULT_RANKING, choices=ranking_names,
-                          help=lambda: ranking_help())
+    ranking: Optional[str] = option("-r", "--ranking", default=None, choices=ranking_names,
+                                    help=lambda: ranking_help())  # None: the default (pipeline.chosen_ranking)
     n_trials: Union[int, str] = option("-nt", "--n-trials", "--n_trials", default=AUTO, type=parse_trial_count,
                                        help=trials_help)
     seed: int = option("-s", "--seed", default=0, type=int, help="random seed of the first trial (int) default=0")
@@ -175,7 +176,8 @@ class ScoreOptions:
 
     def validate(self):
         """Refuse an impossible combination in one sentence (the parser has checked the types)."""
-        _check_choice("--ranking", self.ranking, ranking_names())
+        if self.ranking is not None:
+            _check_choice("--ranking", self.ranking, ranking_names())
         _check_choice("--mode", self.mode, MODES)
         _check_choice("--start-from", self.start_from, STARTS)
         _check_choice("--context", self.context, CONTEXTS)
@@ -201,9 +203,9 @@ class EvaluateOptions:
                              help="output folder for the tables and the plot (folder) default=evaluation")
     remove: List[str] = option("-k", "--remove", default=["1%", "2.5%", "5%", "10%"], nargs="+",
                                help="how many rows to remove: counts or percentages (text) default=1%% 2.5%% 5%% 10%%")
-    rankings: List[str] = option("-r", "--rankings", default=[DEFAULT_RANKING, "sgd-influence"], nargs="+",
+    rankings: List[str] = option("-r", "--rankings", default=[DEFAULT_RANKING, FALLBACK_RANKING], nargs="+",
                                  help="rankings to compare, random is always added (text) "
-                                      f"default={DEFAULT_RANKING} sgd-influence")
+                                      f"default={DEFAULT_RANKING} {FALLBACK_RANKING}")
     seeds: int = option("--seeds", default=3, type=int,
                         help="retrainings per point, with seeds 0, 1, ... (int) default=3")
 

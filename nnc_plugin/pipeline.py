@@ -143,8 +143,8 @@ def _training_plan(options, ranking, project, trained):
 def prepare(options):
     """Read and check everything before any training; return the `PreparedRun`."""
     options.validate()
-    ranking = scores.create(options.ranking, mode=options.mode, reference=options.reference)
     project = load_project(options.model, context=options.context)
+    ranking = scores.create(chosen_ranking(options, project), mode=options.mode, reference=options.reference)
     if (options.epochs or project.max_epoch) < 1:
         raise UserError(f"The training configuration in {project.path} has no epochs (Max Epoch is "
                         f"{project.max_epoch}); set Max Epoch in Neural Network Console's CONFIG tab, or pass --epochs.")
@@ -163,6 +163,25 @@ def prepare(options):
         _check_data_parallel(project, share.comm.size)
     setup = TrialSetup(project, train_data, val_data, plan, n_trials, cache_root, options.context, trained, share.comm)
     return PreparedRun(ranking, setup, share)
+
+
+def chosen_ranking(options, project):
+    """The ranking's name: the one asked for, else the default, or its stand-in where the default cannot run (no
+    validation data, or a network nnabla cannot differentiate twice), said in the log."""
+    if options.ranking is not None:
+        return options.ranking
+    default, fallback = scores.DEFAULT_RANKING, scores.FALLBACK_RANKING
+    spec = project.val_dataset
+    if not options.input_val and not (spec is not None and spec.uri and os.path.isfile(spec.uri)):
+        info(f"No validation data (pass it with --input-val, or name it in the project): ranking by {fallback}, the "
+             f"rows' training loss, instead of the default {default}, which needs the validation loss.")
+        return fallback
+    try:
+        check_differentiable(project, context=options.context, second_order=True)
+    except UserError as error:
+        info(f"Ranking by {fallback}, the rows' training loss, instead of the default {default}: {error}")
+        return fallback
+    return default
 
 
 def _check_data_parallel(project, processes):
@@ -226,7 +245,7 @@ def score(options):
     if share.comm.size < comm.size:  # whole trials per process: every process learns every trial's scores
         measured = sorted((m for part in comm.gather(measured) for m in part), key=lambda m: m[0])
     averaged, groups = _averaged(measured, setup, ranking)
-    summary = run_summary(options, setup, [facts for _, _, facts in measured], comm.size)
+    summary = run_summary(options, setup, [facts for _, _, facts in measured], comm.size, ranking.name)
     summary["groups"] = [group.as_dict() for group in groups]
     for warning in summary["warnings"]:
         info(f"Warning: {warning}")

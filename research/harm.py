@@ -7,7 +7,8 @@ Usage:  .venv/bin/python research/harm.py [--kinds mark border tint stripes sour
 
 Every kind trains its network with Adam at NNC's defaults (alpha 0.001) for --epochs epochs: the image kinds the
 MNIST sample's CNN, colour-flips benchmarks/networks/colour_cnn.nntxt, leak benchmarks/networks/table_mlp.nntxt;
-mnist-flips is the MNIST sample's noisy-label CSV (noise seed = --seeds). --start trained first trains the
+mnist-flips is the MNIST sample's noisy-label CSV (noise seed = --seeds); --network mlp puts the image kinds on a
+held-out MLP. --start trained first trains the
 project with nnabla_cli (as NNC does) and scores its results.nnp, the plugin's default path. Each ranking (the
 package's, and the candidates of research/harm_rankings.py) scores the training CSV; the table gives AUROC of the
 harmful rows and their share in the first 10%, mean over the seeds. Rankings fused by rank ("a+b": each row at
@@ -43,6 +44,7 @@ from nnc_plugin.scores import registry  # noqa: E402
 
 NETWORKS = {"colour-flips": os.path.join(ROOT, "benchmarks", "networks", "colour_cnn.nntxt"),
             "leak": os.path.join(ROOT, "benchmarks", "networks", "table_mlp.nntxt")}
+HELD_OUT_NETWORK = os.path.join(ROOT, "benchmarks", "networks", "mnist_mlp.nntxt")  # --network mlp
 SAMPLE_CNN = os.path.join(ROOT, "sample_projects", "mnist", "mnist_cnn.nntxt")
 DEFAULT_RANKINGS = ["loss-history", "influence", "tracin-cp"]  # the candidates: --rankings
 # (first, second, weight of the first's ranks): "a+b" each row at the better of its ranks; "a/2+b" the first's ranks
@@ -82,9 +84,11 @@ def absolute_csv(source, target, rows=None):
         csv.writer(f, lineterminator="\n").writerows([table[0]] + body[:rows])
 
 
-def model_file(kind, workdir):
-    """The kind's network trained with Adam at NNC's defaults (a copy in `workdir`)."""
-    return regime_model(NETWORKS.get(kind, SAMPLE_CNN), "adam", workdir)
+def model_file(kind, workdir, network="sample"):
+    """The kind's network trained with Adam at NNC's defaults (a copy in `workdir`); `network` "mlp": the held-out
+    MLP for the image kinds."""
+    source = HELD_OUT_NETWORK if network == "mlp" and kind not in NETWORKS else NETWORKS.get(kind, SAMPLE_CNN)
+    return regime_model(source, "adam", workdir)
 
 
 def nnabla_cli_training(model, folder, train_csv, epochs):
@@ -145,7 +149,7 @@ def retrain(model, folder, train_name, removals, seeds, epochs):
 
 def run_kind(kind, seed, args, workdir):
     folder, train_name, harmful = dataset(kind, seed, args.rows)
-    model = model_file(kind, workdir)
+    model = model_file(kind, workdir, args.network)
     work = os.path.join(workdir, f"{kind}_{seed}")
     os.makedirs(work, exist_ok=True)
     train_csv = os.path.join(folder, train_name)
@@ -177,6 +181,8 @@ def main(argv=None):
                                                                    "loss-history+influence", "loss-history/2+influence"])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--network", choices=("sample", "mlp"), default="sample",
+                        help="mlp: the image kinds on a held-out MLP (benchmarks/networks/mnist_mlp.nntxt)")
     args = parser.parse_args(argv)
     quiet_nnabla()
     results = {}
@@ -184,7 +190,8 @@ def main(argv=None):
         for kind in args.kinds:
             for seed in args.seeds:
                 results.setdefault(kind, []).append(run_kind(kind, seed, args, workdir))
-    publish(f"harm_{args.start}", "\n".join(tables(args, results)), results)
+    name = f"harm_{args.start}" + ("" if args.network == "sample" else f"_{args.network}")
+    publish(name, "\n".join(tables(args, results)), results)
     return results
 
 

@@ -12,8 +12,9 @@ move along v (two forward passes per row, a finite difference of the logits). Th
   conflict-final     (e_j / |e_j|) . zdot_j at the final parameters: the same with the row's error normalised
                      away, so that a row the network fits already counts by the direction it pulls in, not by how
                      wrong it still is (the harm of a fitted row that taught a shortcut)
-  conflict-points    conflict averaged over the final parameters and the 8 points of the last epoch that
-                     training keeps, each point with its own validation gradient
+  (conflict-points, the same averaged over the 8 points of the last epoch, and the exact and last-layer
+  cosines at those points need parameter files the cache no longer keeps: commit fc6ab53; their numbers are in
+  research/results/harm_candidates_seed0.md)
   conflict-epochs    conflict averaged over the ends of every epoch of training (a bare .nntxt only: from a
                      trained model it has the trained start and the continued epoch's end)
   influence-conflict the influence ranking's direction (vbar: the recursion of scores/influence.py) in place
@@ -101,19 +102,6 @@ class ConflictFinal(_Candidate):
     name, snapshots = "conflict-final", SNAPSHOTS
 
 
-class ConflictPoints(_Candidate):
-    name, snapshots = "conflict-points", SNAPSHOTS
-
-    def score(self, trial):
-        model, final = trial.model, trial.model.parameter_arrays()
-        total = conflict(model, trial.train_data, validation_direction(trial), trial.batch_size)
-        for k in range(trial.record.snapshots):
-            trial.cache.load_snapshot(k, model)
-            total += conflict(model, trial.train_data, validation_direction(trial), trial.batch_size)
-        model.set_parameter_arrays(final)
-        return total / (1 + trial.record.snapshots)
-
-
 class ConflictEpochs(_Candidate):
     name, checkpoints = "conflict-epochs", 1000  # every epoch end training has
 
@@ -136,7 +124,7 @@ class InfluenceConflict(Influence):
         from nnc_plugin.scores.influence import epoch_mean_validation_gradient, search_and_depth
         from nnc_plugin.scores.class_directions import find_class_directions
         from nnc_plugin.scores.recursion import PropagationSettings, expected_direction
-        u = epoch_mean_validation_gradient(trial, self.split_validation)
+        u = epoch_mean_validation_gradient(trial)
         search, max_steps = search_and_depth(self, trial)
         schedule = trial.schedule_back(max_steps)
         directions = find_class_directions(trial.model, trial.train_data, trial.batch_size, search) if search else None
@@ -147,7 +135,7 @@ class InfluenceConflict(Influence):
         return conflict(trial.model, trial.train_data, vbar, trial.batch_size)
 
 
-CANDIDATES = (TracInFinal, ConflictFinal, ConflictPoints, ConflictEpochs, InfluenceConflict)
+CANDIDATES = (TracInFinal, ConflictFinal, ConflictEpochs, InfluenceConflict)
 
 
 def exact_cosine(model, dataset, direction):
@@ -187,11 +175,11 @@ def last_layer_cosine(model, dataset, direction, batch_size):
 
 
 def at_points(trial, measure, points):
-    """The mean of `measure(direction)` over `points` ("final", "snapshots": the last epoch's 9 points, "epochs":
-    every epoch end), each point with its own plain validation gradient as the direction."""
+    """The mean of `measure(direction)` over `points` ("final", "epochs": every epoch end), each point with its own
+    plain validation gradient as the direction."""
     from nnc_plugin.scores.gradients import validation_gradient
     model, final = trial.model, trial.model.parameter_arrays()
-    loads = {"final": [None], "snapshots": [None] + [("snapshot", k) for k in range(trial.record.snapshots)],
+    loads = {"final": [None],
              "epochs": [None if e == trial.record.checkpoints[-1][0] else ("checkpoint", e)
                         for e, _ in trial.record.checkpoints]}[points]
     total = np.zeros(len(trial.train_data))
@@ -209,12 +197,11 @@ def _cosine_ranking(name, exact, points):
         if exact:
             return exact_cosine(trial.model, trial.train_data, u)
         return last_layer_cosine(trial.model, trial.train_data, u, trial.batch_size)
-    settings = {"name": name, "needs_validation": True, "report": SIGNED,
-                "snapshots": SNAPSHOTS if points == "snapshots" else 0, "checkpoints": 1000 if points == "epochs" else 0,
+    settings = {"name": name, "needs_validation": True, "report": SIGNED, "checkpoints": 1000 if points == "epochs" else 0,
                 "score": lambda self, trial: at_points(trial, measure, points)}
     return type(name.replace("-", "_"), (Ranking,), settings)
 
 
 COSINES = tuple(_cosine_ranking(f"{kind}cosine-{points}", kind == "", points)
-                for kind in ("", "last-") for points in ("final", "snapshots", "epochs"))
+                for kind in ("", "last-") for points in ("final", "epochs"))
 CANDIDATES = CANDIDATES + COSINES

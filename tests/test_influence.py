@@ -1,6 +1,8 @@
 """--ranking influence (the expected SGD-influence over the order of training) against an explicit numpy
 computation of the same recursion and stopping rule, and the steps it goes back through."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,10 @@ from helpers import softmax_regression_project, subset_csv, variant, trial_of
 from nnc_plugin.options import ScoreOptions
 from nnc_plugin.pipeline import score
 from nnc_plugin.scores import registry
-from nnc_plugin.scores.influence import Influence, validation_parts
+from nnc_plugin.model.network import Model
+from nnc_plugin.scores.influence import Influence
+from nnc_plugin.training.snapshots import validation_parts
+from nnc_plugin.training.trainer import train
 from nnc_plugin.scores.recursion import KEEP_FALLING, MAX_STEPS, WINDOW, DepthRule
 from oracle import gradient, hessian, load_numpy, logit_error_size, theta_of
 
@@ -35,33 +40,41 @@ def numpy_expected_influence(theta, schedule, data, points, parts, max_steps):
 
 
 def snapshot_thetas(trial):
-    """The parameters the trial's cache keeps at points of its last epoch, as numpy matrices."""
-    final, thetas = trial.model.parameter_arrays(), []
-    for k in range(trial.record.snapshots):
-        trial.cache.load_snapshot(k, trial.model)
-        thetas.append(theta_of(trial.model))
-    trial.model.set_parameter_arrays(final)
+    """The parameters at the snapshot points of the last epoch of `trial`, as numpy matrices: its training run
+    again (deterministic: the same seed, the same steps) with a hook that records them."""
+    plan = replace(trial.setup.plan, seed=trial.seed)
+    model = Model(trial.project, seed=plan.seed)
+    thetas = []
+    train(model, trial.train_data, plan, on_snapshot=lambda m: thetas.append(theta_of(m)))
     return thetas
 
 
-def test_snapshots_are_the_parameters_before_evenly_spaced_steps_of_the_last_epoch(tmp_path, digits):
+def test_snapshots_come_before_evenly_spaced_steps_and_gather_the_validation_gradient(tmp_path, digits):
     """8 snapshots of an epoch of 20 steps: before steps 0, 2, 5, 7, 10, 12, 15, 17; each, trained on with the
-    recorded minibatches and learning rates from there (plain SGD in numpy), gives the final parameters."""
+    recorded minibatches and learning rates from there (plain SGD in numpy), gives the final parameters; and the
+    gradient the cache keeps is the explicit sum over the 8 points of each point's share of the validation rows."""
     train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 160)
+    val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 45)
     model = softmax_regression_project(str(tmp_path), lr=0.5, epochs=2, batch_size=8)
-    options = ScoreOptions(model=model, input_train=str(train_csv), input_val=digits["val"],
+    options = ScoreOptions(model=model, input_train=str(train_csv), input_val=str(val_csv),
                            output=str(tmp_path / "out.csv"), ranking="influence", n_trials=1)
     score(options)
     trial = trial_of(options)
     assert trial.record.snapshots == 8
     x, y = load_numpy(train_csv)
+    x_val, y_val = load_numpy(val_csv)
     final = theta_of(trial.model)
-    for start, theta in zip([0, 2, 5, 7, 10, 12, 15, 17], snapshot_thetas(trial)):
+    thetas = snapshot_thetas(trial)
+    for start, theta in zip([0, 2, 5, 7, 10, 12, 15, 17], thetas):
         assert not np.allclose(theta, final)
         for t in range(start, 20):
             batch, eta = trial.record.schedule.step(t)
             theta = theta - eta * np.mean([gradient(theta, x[j], y[j]) for j in batch], axis=0).reshape(theta.shape)
         np.testing.assert_allclose(theta, final, rtol=0, atol=1e-5)
+    parts = validation_parts(45, 9, trial.seed + 5)
+    expected = sum(gradient(theta, x_val[v], y_val[v]) for theta, part in zip(thetas, parts[1:]) for v in part) / 45
+    kept = np.vstack([trial.record.snapshot_gradient[0], trial.record.snapshot_gradient[1][None, :]]).ravel()
+    np.testing.assert_allclose(kept, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
 def test_depth_rule_stops_once_the_recursion_stops_contracting():
@@ -83,8 +96,8 @@ def test_depth_rule_stops_once_the_recursion_stops_contracting():
 
 
 class Unbounded(Influence):
-    """influence without its cost bound, every validation row at every point (research/influence_budget.py)."""
-    name, cost_bound, split_validation = "influence-unbounded", None, False
+    """influence without its cost bound (research/influence_budget.py)."""
+    name, cost_bound = "influence-unbounded", None
 
 
 class Tight(Influence):
@@ -113,13 +126,12 @@ def test_scores_equal_explicit_formula(tmp_path, digits, ranking, lr, stops_earl
         trial = trial_of(options)
     schedule = trial.schedule_back(MAX_STEPS)
     assert len(schedule) == 15  # the whole of training: 2 earlier epochs drawn again + the traced one
-    split = ranking != "influence-unbounded"
     # the tight bound, from ROW_COSTS: (min(1.5 (20 + 3 * 40), 4 * 40) - 20 - 2/3 * 40) / 3 = 37.8 rows, 4 steps of 8
     max_steps = 4 if ranking == "influence-tight" else MAX_STEPS
     x_train, y_train = load_numpy(train_csv)
     x_val, y_val = load_numpy(val_csv)
     points = [theta_of(trial.model)] + snapshot_thetas(trial)
-    parts = validation_parts(20, len(points), trial.seed + 5, split=split)
+    parts = validation_parts(20, len(points), trial.seed + 5)
     expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, (x_train, y_train, x_val, y_val),
                                                points, parts, max_steps)
     assert (steps < min(15, max_steps)) == stops_early

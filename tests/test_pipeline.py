@@ -92,4 +92,24 @@ def test_sample_project_readme_command(tmp_path, mnist, cli):
     table = read_csv(output)
     assert len(table) == 4001 and table[0] == ["x:image", "y:label", "influence", "datasource_index"]
     summary = _summary(output)
-    assert summary["parameter_bytes"] < summary["cache_bytes"] < summary["parameter_bytes"] + 16 * 4000 + 65536
+    # the cache: the final parameters and the validation gradient gathered over the last epoch (a parameter set
+    # each), the traced minibatches and each row's loss history (12 bytes a row), the files' own headers
+    assert summary["ranking"] == "influence"
+    assert 2 * summary["parameter_bytes"] < summary["cache_bytes"] < 2 * summary["parameter_bytes"] + 16 * 4000 + 65536
+
+
+def test_the_default_ranking_is_influence_and_gives_way_without_validation_data(tmp_path, digits, cli):
+    """The default ranks by influence on the validation loss; a project with no validation data is ranked by
+    loss-history instead, and the log says why; asking for influence there is refused in one sentence."""
+    train = subset_csv(digits["train"], tmp_path / "train.csv", 120)
+    with_val = tmp_path / "with" / "influence.csv"
+    cli("score", "-m", digits["model"], "-t", train, "-v", digits["val"], "-e", "2", "-o", with_val)
+    assert _summary(with_val)["ranking"] == "influence"
+    model = variant(digits["model"], tmp_path / "no_val.nntxt", {'uri: "data/val.csv"': 'uri: ""'})
+    without = tmp_path / "without" / "influence.csv"
+    result = cli("score", "-m", model, "-t", train, "-e", "2", "-o", without)
+    assert _summary(without)["ranking"] == "loss-history"
+    assert "No validation data" in result.stderr and "instead of the default influence" in result.stderr
+    refused = cli("score", "-m", model, "-t", train, "-e", "2", "-r", "influence", "-o", tmp_path / "r.csv",
+                  check=False)
+    assert refused.returncode == 2 and "validation" in refused.stderr and "Traceback" not in refused.stderr

@@ -142,7 +142,7 @@ def test_plugin_errors_are_one_sentence(nnc_results, tmp_path):
 
 # NNC's plugin menu: it runs every script with -h and shows the first line of the description --------------
 
-MENU = {SCORE_PLUGIN: "Data Cleansing: score the training data, most harmful first (loss or SGD Influence)",
+MENU = {SCORE_PLUGIN: "Data Cleansing: score the training data by influence, most harmful first (SGD Influence)",
         CLEANSE_PLUGIN: "Data Cleansing: write the training data without its most harmful rows"}
 
 
@@ -200,5 +200,5 @@ def test_scoring_plugin_default_path_as_nnc_runs_it(nnc_results, tmp_path):
     scores = [float(r[2]) for r in table[1:]]
     assert scores == sorted(scores) and len(set(scores)) > 100
     summary = (results / "influence.csv.summary.json").read_text(encoding="utf-8")
-    assert '"loss-history"' in summary
+    assert '"ranking": "influence"' in summary
     assert (results / "influence_report.html").stat().st_size > 10000

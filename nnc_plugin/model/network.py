@@ -400,6 +400,29 @@ class Model:
             losses[rows] = graph.per_sample_loss.d[:len(rows)]
         return self.comm.sum_arrays([losses])[0]
 
+    def loss_gradient(self, dataset, batch_size=64):
+        """Return (gradient of the mean loss over the rows of `dataset` under the scoring network at the current
+        parameters: one array per trainable parameter, that mean loss). In a data-parallel run each process takes
+        its share of the rows and the sums are combined."""
+        parameters = list(self.parameters.values())
+        for p in parameters:
+            p.grad.zero()
+        rows = self.comm.share(np.arange(len(dataset)))
+        loss_sum = 0.0
+        if len(rows):
+            size = min(batch_size, len(rows))
+            graph = self.loss_graph(size, train=False)
+            with nn.context_scope(self.context):
+                summed = F.sum(graph.per_sample_loss * graph.sample_weights)
+            for start in range(0, len(rows), size):
+                indices, weights = padded(rows[start:start + size], size)
+                self.feed(graph, dataset, indices, weights)
+                summed.forward(clear_no_need_grad=True)
+                summed.backward(clear_buffer=True)  # parameter gradients accumulate over batches
+                loss_sum += float(summed.d)
+        totals = self.comm.sum_arrays([p.g.copy() for p in parameters] + [np.array([loss_sum])])
+        return [g / len(dataset) for g in totals[:-1]], float(totals[-1][0]) / len(dataset)
+
     # Parameter state -------------------------------------------------------------------
     def parameter_arrays(self, trainable_only=False):
         """Return a copy of the parameter values as {name: numpy array}."""

@@ -40,8 +40,9 @@ def trial_facts(trial, validation_loss, seconds):
             "score_seconds": seconds}
 
 
-def run_summary(options, setup, facts, processes=1):
-    """The summary of a `score` run (`setup`: its TrialSetup; `facts`: `trial_facts` of every trial, in order)."""
+def run_summary(options, setup, facts, processes=1, ranking_name=""):
+    """The summary of a `score` run (`setup`: its TrialSetup; `facts`: `trial_facts` of every trial, in order;
+    `ranking_name`: the ranking it used where `options` left the choice to the plugin)."""
     project, plan, first = setup.project, setup.plan, facts[0]
     return {
         "model": project.path,
@@ -51,7 +52,7 @@ def run_summary(options, setup, facts, processes=1):
         "n_train": len(setup.train_data),
         "n_val": len(setup.val_data) if setup.val_data is not None else 0,
         "label_columns": list(project.target_columns),
-        "ranking": options.ranking,
+        "ranking": options.ranking or ranking_name,
         "epochs": plan.epochs,
         "start_from": "trained" if setup.trained_parameters is not None else "initial",
         "epochs_trained": plan.epochs_to_run,

@@ -6,6 +6,6 @@ gradients.py (directional derivatives, Hessian-vector products), recursion.py (S
 recursion), class_directions.py (the sharpest Hessian directions of a classifier).
 """
 # each module registers its ranking, in this order (the order of the help text)
-from . import loss_history, loss, self_influence, sgd_influence, influence, tracin_cp  # noqa: F401, I001
-from .registry import (DEFAULT_RANKING, Ranking, Scores, create, names, ranking_class, register,  # noqa: F401
-                       report_text, trying)
+from . import influence, loss_history, loss, self_influence, sgd_influence, tracin_cp  # noqa: F401, I001
+from .registry import (DEFAULT_RANKING, FALLBACK_RANKING, Ranking, Scores, create, names, ranking_class,  # noqa: F401
+                       register, report_text, trying)

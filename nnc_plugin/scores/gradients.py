@@ -133,28 +133,9 @@ class PerSampleDirectional:
 
 
 def validation_gradient(model, dataset, batch_size=64):
-    """Return (u, mean loss): the gradient of the mean validation loss at the current parameters.
-
-    In a data-parallel run each process takes its share of the rows and the sums are combined."""
-    parameters = list(model.parameters.values())
-    for p in parameters:
-        p.grad.zero()
-    n = len(dataset)
-    rows = model.comm.share(np.arange(n))
-    loss_sum = 0.0
-    if len(rows):
-        size = min(batch_size, len(rows))
-        graph = model.loss_graph(size, train=False)
-        with nn.context_scope(model.context):
-            summed = F.sum(graph.per_sample_loss * graph.sample_weights)
-        for start in range(0, len(rows), size):
-            indices, weights = padded(rows[start:start + size], size)
-            model.feed(graph, dataset, indices, weights)
-            summed.forward(clear_no_need_grad=True)
-            summed.backward(clear_buffer=True)  # parameter gradients accumulate over batches
-            loss_sum += float(summed.d)
-    totals = model.comm.sum_arrays([p.g.copy() for p in parameters] + [np.array([loss_sum])])
-    return [g / n for g in totals[:-1]], float(totals[-1][0]) / n
+    """Return (u, mean loss): the gradient of the mean validation loss at the current parameters (Model.loss_gradient:
+    in a data-parallel run each process takes its share of the rows and the sums are combined)."""
+    return model.loss_gradient(dataset, batch_size)
 
 
 def norm(arrays):

@@ -12,8 +12,8 @@ class LossHistory(Ranking):
     minibatch it was trained in. Free: the trainer records it. Mislabeled rows are learned late, so their
     loss stays high."""
     name = "loss-history"
-    help = ("each row's training loss over the second half of training, the best at finding mislabeled rows "
-            "(docs/evidence.md)")
+    help = ("each row's training loss over the second half of training: finds mislabelled rows, not rows the "
+            "network fits that still hurt (docs/evidence.md)")
     report = ReportText(
         "its training loss over the second half of training (the score is minus that loss)", False,
         "Most suspicious samples (highest training loss)",

@@ -17,7 +17,9 @@ from typing import Optional
 
 import numpy as np
 
-DEFAULT_RANKING = "loss-history"
+DEFAULT_RANKING = "influence"
+# The default's stand-in where it cannot run: no validation data, or a network nnabla cannot differentiate twice.
+FALLBACK_RANKING = "loss-history"
 
 
 @dataclass

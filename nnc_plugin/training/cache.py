@@ -10,7 +10,8 @@ Layout of `<cache-dir>/trial_<k>/`:
     untrained.npz          the parameter values the traced steps' gradients never reached (step_size.py)
     steps/params_<t>.h5    --mode all only: the parameters before each traced step
     steps/checkpoint_<e>.h5  --ranking tracin-cp: the parameters at the end of epoch e (the last epochs)
-    steps/snapshot_<k>.h5  --ranking influence: the parameters at the k-th of evenly spaced points of the last epoch
+    snapshot_gradient.npz  --ranking influence: the validation loss's gradient gathered at points of the last epoch
+                           (snapshots.py)
     steps/factors_<t>.npz  --mode all with an adaptive solver: step factors after each traced step
 
 `manifest.json` is written last, so a run killed half-way leaves a cache that is not reused
@@ -30,10 +31,10 @@ import numpy as np
 from ..errors import UserError
 from ..files import can_create_in, existing_ancestor
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 # What a trial folder may hold; anything else means the folder is not ours to delete.
 CACHE_ENTRIES = ("manifest.json", "manifest.json.tmp", "final.h5", "schedule.npz", "final_factors.npz",
-                 "untrained.npz", "loss_history.npy", "steps")
+                 "untrained.npz", "loss_history.npy", "snapshot_gradient.npz", "steps")
 
 
 def fingerprint(*parts):
@@ -52,15 +53,18 @@ def fingerprint(*parts):
     return digest.hexdigest()
 
 
-def trial_key(model, training_data, seed, settings):
+def trial_key(model, training_data, seed, settings, validation_data=None):
     """Return what a training run is made from, as {part: digest or plain value}, for the manifest.
 
-    `model` and `training_data` are bytes, arrays or JSON-able values and are stored as digests;
-    `seed` and `settings` (a dict of JSON-able values) are stored as they are, so a rerun can say
-    which setting changed.
+    `model`, `training_data` and `validation_data` (where the training keeps something of it: snapshots.py) are
+    bytes, arrays or JSON-able values and are stored as digests; `seed` and `settings` (a dict of JSON-able
+    values) are stored as they are, so a rerun can say which setting changed.
     """
-    return {"model": fingerprint(model), "training data": fingerprint(training_data),
-            "seed": seed, "settings": json.loads(json.dumps(settings, sort_keys=True))}
+    key = {"model": fingerprint(model), "training data": fingerprint(training_data),
+           "seed": seed, "settings": json.loads(json.dumps(settings, sort_keys=True))}
+    if validation_data is not None:
+        key["validation data"] = fingerprint(validation_data)
+    return key
 
 
 def _differences(stored, key):
@@ -158,6 +162,8 @@ class TrialCache:
         save_arrays(self._path("untrained.npz"), record.untrained)
         if record.final_factors is not None:
             save_arrays(self._path("final_factors.npz"), record.final_factors)
+        if record.snapshot_gradient is not None:
+            save_arrays(self._path("snapshot_gradient.npz"), dict(enumerate(record.snapshot_gradient)))
         self.finish(key, dict(details, epoch_seconds=record.epoch_seconds, final_loss=record.final_loss,
                               epoch_losses=record.epoch_losses, solver_steps=record.solver_steps,
                               checkpoints=record.checkpoints, snapshots=record.snapshots))
@@ -176,6 +182,8 @@ class TrialCache:
                                 snapshots=manifest.get("snapshots", 0))
         if os.path.isfile(self._path("final_factors.npz")):
             record.final_factors = load_arrays(self._path("final_factors.npz"))
+        if os.path.isfile(self._path("snapshot_gradient.npz")):
+            record.snapshot_gradient = list(load_arrays(self._path("snapshot_gradient.npz")).values())
         model.load_parameters(self._path("final.h5"))
         return record
 
@@ -199,14 +207,6 @@ class TrialCache:
 
     def load_checkpoint(self, epoch, model):
         model.load_parameters(self._step_path("checkpoint", epoch))
-
-    @_writes
-    def save_snapshot(self, k, model):
-        """The parameters at the k-th snapshot point of the last epoch (trainer.snapshot_positions)."""
-        model.save_parameters(self._step_path("snapshot", k))
-
-    def load_snapshot(self, k, model):
-        model.load_parameters(self._step_path("snapshot", k))
 
     def step_factors(self, t):
         return load_arrays(self._step_path("factors", t))

@@ -17,6 +17,7 @@ import numpy as np
 from . import step_size
 from ..errors import UserError
 from ..log import Progress, info
+from .snapshots import snapshot_positions
 
 
 @dataclass
@@ -69,7 +70,7 @@ class TrainingPlan:
     first_epoch: int = 0  # > 0: the model already holds trained parameters; run only epochs first_epoch..epochs-1,
     #                       with the learning rates the schedule gives them
     checkpoints: int = 0  # keep the parameters at the end of the last this-many epochs (the last: the final ones)
-    snapshots: int = 0  # keep the parameters at this many evenly spaced points of the last epoch, before its end
+    snapshots: int = 0  # call the snapshot hook at this many evenly spaced points of the last epoch, before its end
 
     @property
     def epochs_to_run(self):
@@ -90,7 +91,9 @@ class TrainingRecord:
     loss_history: np.ndarray = None  # each sample's loss when trained on, averaged over the second half of the epochs
     untrained: Dict[str, np.ndarray] = field(default_factory=dict)  # step_size.untrained_elements of the traced steps
     final_factors: Optional[Dict[str, np.ndarray]] = None  # adaptive solvers: step_size.adaptive_factors at the end
-    snapshots: int = 0  # how many snapshots of the last epoch the cache keeps (TrainingPlan.snapshots)
+    snapshots: int = 0  # how many snapshots of the last epoch training passed (TrainingPlan.snapshots)
+    # snapshots.SnapshotGradient's sum at those snapshots (None without snapshots or validation data)
+    snapshot_gradient: Optional[List[np.ndarray]] = None
 
     @property
     def train_seconds(self):
@@ -101,7 +104,7 @@ def steps_per_epoch(n_samples, batch_size):
     return int(math.ceil(n_samples / batch_size))
 
 
-def train(model, dataset, plan, cache=None, sample_weights=None):
+def train(model, dataset, plan, cache=None, sample_weights=None, on_snapshot=None):
     """Train `model` on `dataset` as `plan` says; return the `TrainingRecord`.
 
     Parameters
@@ -114,14 +117,16 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
         Epochs, batch size, seed, order and what to trace.
     cache : cache.TrialCache, optional
         Receives the parameters (and adaptive step factors) before every traced step when
-        `plan.keep_step_parameters`, at the epoch ends `plan.checkpoints` asks for, and at the last epoch's
-        `plan.snapshots`; nothing else is written during training.
+        `plan.keep_step_parameters`, and at the epoch ends `plan.checkpoints` asks for; nothing else is written
+        during training.
     sample_weights : array or None
         Per-sample weights of the objective (None: all 1). A weight of 0 leaves a sample out of
         every step while keeping the minibatches and their size, which is the counterfactual
         SGD-influence estimates (used by the fidelity benchmark).
+    on_snapshot : callable, optional
+        Called with the model before each of the last epoch's `plan.snapshots` evenly spaced steps (snapshots.py).
     """
-    run = _TrainingRun(model, dataset, plan, cache, sample_weights)
+    run = _TrainingRun(model, dataset, plan, cache, sample_weights, on_snapshot)
     if 0 < plan.first_epoch and plan.first_epoch - 1 >= run.first_checkpoint:  # a trained start is an epoch end too
         run.checkpoint(plan.first_epoch - 1, model.project.scheduler.get_learning_rate(run.iteration - 1))
     for epoch in range(plan.first_epoch, plan.epochs):
@@ -132,8 +137,9 @@ def train(model, dataset, plan, cache=None, sample_weights=None):
 class _TrainingRun:
     """The state of one `train` call while it runs: the iteration, the traced steps, the sums it records."""
 
-    def __init__(self, model, dataset, plan, cache, sample_weights):
+    def __init__(self, model, dataset, plan, cache, sample_weights, on_snapshot):
         self.model, self.dataset, self.plan, self.cache, self.sample_weights = model, dataset, plan, cache, sample_weights
+        self.on_snapshot = on_snapshot
         self.per_epoch = steps_per_epoch(len(dataset), plan.batch_size)
         self.first_traced_epoch = max(plan.epochs - plan.trace_epochs, 0)
         self.first_history_epoch = max(plan.epochs // 2, plan.first_epoch)
@@ -163,7 +169,8 @@ class _TrainingRun:
         with Progress(f"Training epoch {epoch + 1}/{plan.epochs}", self.per_epoch) as progress:
             for step, indices in enumerate(minibatches):
                 if step in snapshot_steps:
-                    self.cache.save_snapshot(record.snapshots, self.model)
+                    if self.on_snapshot is not None:
+                        self.on_snapshot(self.model)
                     record.snapshots += 1
                 loss, learning_rate = self.train_step(epoch, step, indices)
                 loss_sum += loss * len(indices)
@@ -214,12 +221,6 @@ class _TrainingRun:
         history_sum = model.training_comm.sum_arrays([self.history_sum])[0]  # data-parallel: each saw its share
         record.loss_history = (history_sum / max(self.plan.epochs - self.first_history_epoch, 1)).astype(np.float32)
         return record
-
-
-def snapshot_positions(count, per_epoch):
-    """The steps of an epoch of `per_epoch` steps before which `count` evenly spaced snapshots are taken (the
-    first before step 0, at the end of the epoch before; fewer when the epoch has fewer steps)."""
-    return sorted({k * per_epoch // count for k in range(count)}) if count else []
 
 
 def _update(model, dataset, indices, learning_rate, weights=None, squared_gradients=None):

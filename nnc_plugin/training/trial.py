@@ -20,6 +20,7 @@ from ..model.network import Model
 from ..model.project import Project
 from ..parallel import SingleProcess
 from .cache import TrialCache, fingerprint, trial_key
+from .snapshots import SnapshotGradient, snapshot_positions
 from .trainer import Schedule, TrainingPlan, TrainingRecord, epoch_minibatches, steps_per_epoch, train
 
 
@@ -140,16 +141,37 @@ def _key(setup, plan):
     model = setup.project.proto.SerializeToString(deterministic=True)
     if setup.trained_parameters is not None:  # the trained parameters it starts from are part of the model
         model += fingerprint(*setup.trained_parameters.values()).encode()
+    gathers_validation = plan.snapshots and setup.val_data is not None  # snapshots.py keeps its gradient
     return trial_key(
         model, setup.train_data.arrays_digest(), plan.seed,
         {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
          "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
          "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch, "checkpoints": plan.checkpoints,
-         "snapshots": plan.snapshots})
+         "snapshots": plan.snapshots},
+        setup.val_data.arrays_digest() if gathers_validation else None)
 
 
 def _model(setup, seed):
     return Model(setup.project, seed=seed, context=setup.context, comm=setup.comm)
+
+
+def _train_now(setup, plan, model, cache, key):
+    """Train `model` as `plan` says into `cache` (emptied first, manifest last); return the `TrainingRecord`."""
+    points = 1 + len(snapshot_positions(plan.snapshots, steps_per_epoch(len(setup.train_data), plan.batch_size)))
+    snapshots = (SnapshotGradient(setup.val_data, points, plan.seed + 5, plan.batch_size)
+                 if points > 1 and setup.val_data is not None else None)
+    cache.start()
+    try:
+        record = train(model, setup.train_data, plan, cache, on_snapshot=snapshots.add if snapshots else None)
+        record.snapshot_gradient = ([t.astype(np.float32) for t in snapshots.total]
+                                    if snapshots and snapshots.total is not None else None)
+        cache.save_training(model, record, key, {"seed": plan.seed, "epochs": plan.epochs,
+                                                 "batch_size": plan.batch_size,
+                                                 "step_parameters": plan.keep_step_parameters})
+    except BaseException:  # failed or interrupted: an unfinished cache is of no use to a rerun
+        cache.discard()
+        raise
+    return record
 
 
 def open_trial(setup, number):
@@ -188,15 +210,7 @@ def open_trial(setup, number):
         else:
             info(f"{label}: training {plan.epochs} epochs on {len(setup.train_data)} samples "
                  f"(batch size {plan.batch_size}, seed {plan.seed}).")
-        cache.start()
-        try:
-            record = train(model, setup.train_data, plan, cache)
-            cache.save_training(model, record, key, {"seed": plan.seed, "epochs": plan.epochs,
-                                                     "batch_size": plan.batch_size,
-                                                     "step_parameters": plan.keep_step_parameters})
-        except BaseException:  # failed or interrupted: an unfinished cache is of no use to a rerun
-            cache.discard()
-            raise
+        record = _train_now(setup, plan, model, cache, key)
         comm.barrier()  # the other processes read what process 0 has now written
     # Scoring draws its own generator values, the same whether the training ran now or was reused.
     model.seed_generators(plan.seed + 2)

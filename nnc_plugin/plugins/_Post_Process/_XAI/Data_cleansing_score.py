@@ -10,13 +10,14 @@ import argparse
 import os
 import sys
 
-DESCRIPTION = """Data Cleansing: score the training data, most harmful first (loss or SGD Influence)
+DESCRIPTION = """Data Cleansing: score the training data by influence, most harmful first (SGD Influence)
 
-Re-trains the model as its training configuration says, then scores every training sample;
-the lower the score, the more harmful the sample (nnc-cleanse). Writes the training CSV with 'influence'
-(the score) and 'datasource_index' columns, most harmful first, and an HTML report.
-Rankings (-r): {rankings}; the default is {default}.
-sgd-influence is SGD influence on the validation loss, as in
+Re-trains the model as its training configuration says, then scores every training sample by its
+effect on the validation loss; the lower the score, the more harmful the sample (nnc-cleanse): a
+wrong label, or a right label on a row that still hurts (an artefact shared by one class). Writes the
+training CSV with 'influence' (the score) and 'datasource_index' columns, most harmful first, and an
+HTML report. Rankings (-r): {rankings}; the default is {default}.
+influence and sgd-influence build on SGD influence on the validation loss, as in
 
 "Data Cleansing for Models Trained with SGD"
   Satoshi Hara, Atsushi Nitanda, Takanori Maehara (NeurIPS 2019)
@@ -30,8 +31,8 @@ https://arxiv.org/abs/2103.11807
 # Without the package (NNC's own Python before the set-up of docs/plugin.md), `-h` must still answer:
 # NNC builds the plugin's dialog from it. These are the arguments the package defines (options.py);
 # tests/test_plugins.py checks that both give the same help.
-RANKINGS = ("loss-history", "loss", "self-influence", "sgd-influence", "influence", "tracin-cp")
-DEFAULT_RANKING = "loss-history"
+RANKINGS = ("influence", "loss-history", "loss", "self-influence", "sgd-influence", "tracin-cp")
+DEFAULT_RANKING = "influence"
 MISSING = ("nnc-cleanse: error: the nnc_plugin package is not installed in the Python that runs this plugin ({}); "
            "install it there or set NNC_CLEANSE_HOME to the nnc-cleanse folder, as docs/plugin.md says.\n")
 
@@ -85,14 +86,16 @@ def _add_arguments_without_package(parser):
     add("-v", "--input-val", "--input_val", dest="input_val", default=None,
         help="path to validation dataset csv file (csv); if empty, the model's validation dataset")
     add("-o", "--output", default="influence.csv", help="path to output csv file (csv) default=influence.csv")
-    add("-r", "--ranking", choices=RANKINGS, default=DEFAULT_RANKING,
-        help="how to rank the rows: loss-history, each row's training loss over the second half of training, the "
-             "best at finding mislabeled rows (docs/evidence.md); loss, each row's loss at the end of training; "
+    add("-r", "--ranking", choices=RANKINGS, default=None,
+        help="how to rank the rows: influence, each row's effect on the validation loss, the default: finds mislabelled "
+             "rows and rows labelled right that still hurt, such as a class with an artefact (docs/evidence.md); "
+             "loss-history, each row's training loss over the second half of training: finds mislabelled rows, not "
+             "rows the network fits that still hurt (docs/evidence.md); loss, each row's loss at the end of training; "
              "self-influence, how much each row's own training step lowers its own loss; sgd-influence, influence on "
-             "the validation loss (SGD-influence); influence, influence on the validation loss: SGD-influence averaged over "
-             "the random order of training, stable with every solver and learning rate (docs/evidence.md); tracin-cp, "
-             "first-order influence on the validation loss at the last 3 epochs' ends (TracIn-CP): needs no second "
-             f"derivative, for networks the other influence rankings refuse (text) default={DEFAULT_RANKING}")
+             "the validation loss (SGD-influence); tracin-cp, first-order influence on the validation loss at the last "
+             "3 epochs' ends (TracIn-CP): needs no second derivative, for networks the other influence rankings "
+             "refuse; without validation data, or where nnabla cannot differentiate the network twice, the default "
+             f"gives way to loss-history (text) default={DEFAULT_RANKING}")
     add("-nt", "--n-trials", "--n_trials", dest="n_trials", default="auto",
         help="number of trials (train + score with another seed), averaged; auto: one; 3 gives steadier scores at "
              "three times the cost (text) default=auto")
