@@ -87,13 +87,21 @@ def epoch_mean_validation_gradient(trial):
 def second_order_rows(ranking, trial, validation_passes):
     """How many rows the class-direction search and the recursion of `ranking` (an `Influence`) may take through the
     second derivatives for the whole scoring to cost at most `cost_bound` times sgd-influence's (its validation
-    pass and its traced rows through the second derivatives) and at most `epoch_bound` epochs of training, after
+    pass and its traced rows through the second derivatives) and at most `epoch_bound` epochs of training (from
+    the initialisation, also at most `replay_bound` times the epochs trained: a one-epoch project) with the
+    validation rows that training took at the snapshots, after
     `validation_passes` passes over the validation rows and the two forward passes per training row of the end
     (costs in training rows: ROW_COSTS); and at least the rows that take no more than `free_multiply_adds`
     multiply-adds (a training row: about three forward passes' multiply-adds)."""
     n_val, n_train, n_traced = len(trial.val_data), len(trial.train_data), len(trial.record.schedule.indices)
     sgd_influence = n_val + ROW_COSTS["second order"] * n_traced
-    allowed = min(ranking.cost_bound * sgd_influence, ranking.epoch_bound * n_train)
+    epochs = ranking.epoch_bound
+    if trial.setup.trained_parameters is None:
+        epochs = min(epochs, ranking.replay_bound * len(trial.record.epoch_seconds))
+    # the validation rows that training took at the snapshots count against the epochs too: the job is training
+    # plus scoring, and where the validation set is large beside the training set they are a large part of it
+    snapshot_rows = n_val * trial.record.snapshots / (trial.record.snapshots + 1)
+    allowed = min(ranking.cost_bound * sgd_influence, epochs * n_train - snapshot_rows)
     fixed = validation_passes * n_val + 2 * ROW_COSTS["forward"] * n_train
     free = ranking.free_multiply_adds / (ROW_COSTS["second order"] * 3 * max(trial.project.row_multiply_adds, 1))
     return max((allowed - fixed) / ROW_COSTS["second order"], free)
@@ -133,6 +141,7 @@ class Influence(Ranking):
     snapshots = SNAPSHOTS
     cost_bound = 1.5  # the scoring costs at most this many times sgd-influence's (search_and_depth); None: no bound
     epoch_bound = 4.0  # ... and at most this many epochs of training (from a trained model: 5 with its one epoch)
+    replay_bound = 2.0  # ... and from the initialisation at most this many times the epochs trained (the job: 3x)
     free_multiply_adds = FREE_MULTIPLY_ADDS  # second-order work this small is within the bound whatever it is
     search_rows = 128  # the training rows the class-direction search averages the Hessian over
     search_extra = 0  # its Lanczos iterations after the 2 C at which it decides (research/influence_budget.py)
