@@ -135,7 +135,57 @@ class InfluenceConflict(Influence):
         return conflict(trial.model, trial.train_data, vbar, trial.batch_size)
 
 
-CANDIDATES = (TracInFinal, ConflictFinal, ConflictEpochs, InfluenceConflict)
+class InfluenceHalfNormalised(Influence):
+    """`influence` with each row's score divided by the square root of its error's size instead of the size: between
+    the plain expected influence (a misfit row weighs by how wrong it is) and the package's (only its direction)."""
+    name, report = "influence-sqrt", SIGNED
+
+    def score(self, trial):
+        scores = super().score(trial)
+        size = np.abs(scores.effects) / np.maximum(np.abs(scores.values), 1e-300)  # |e_j|
+        return type(scores)(scores.values * np.sqrt(size), effects=scores.effects)
+
+
+class InfluenceFinalOnly(Influence):
+    """`influence` from the validation gradient at the final parameters alone (no snapshots of the last epoch)."""
+    name, report, snapshots = "influence-final-only", SIGNED, 0
+
+
+def class_balanced_gradient(trial):
+    """The sum over the classes of the unit-length gradient of the validation loss over that class's rows, at the
+    final parameters: every class counts alike, however well the network already fits it."""
+    from nnc_plugin.scores.gradients import norm
+    model, val = trial.model, trial.val_data
+    labels = val.arrays[next(iter(trial.project.label_ranges))].reshape(-1).astype(int)
+    total = None
+    for c in np.unique(labels):
+        gradient, _ = model.loss_gradient(val.subset(np.flatnonzero(labels == c)), trial.batch_size)
+        unit = [g / max(norm(gradient), 1e-30) for g in gradient]
+        total = unit if total is None else [t + g for t, g in zip(total, unit)]
+    return [t.astype(np.float32) for t in total]
+
+
+class InfluenceBalanced(Influence):
+    """`influence-final-only` from `class_balanced_gradient` instead of the validation gradient: a wrong label
+    that harms a class the network already gets right still shows."""
+    name, report, snapshots = "influence-balanced", SIGNED, 0
+
+    def score(self, trial):
+        from nnc_plugin.scores.gradients import normalised_directional
+        from nnc_plugin.scores.influence import search_and_depth
+        from nnc_plugin.scores.recursion import PropagationSettings, expected_direction
+        from nnc_plugin.scores.registry import Scores
+        search, max_steps = search_and_depth(self, trial)
+        schedule = trial.schedule_back(max_steps)
+        settings = PropagationSettings(weight_decay=trial.project.weight_decay, max_steps=max_steps)
+        vbar, _ = expected_direction(trial.model, trial.train_data, schedule, class_balanced_gradient(trial),
+                                     trial.linearisation("final", schedule), settings)
+        values, plain = normalised_directional(trial.model, trial.train_data, vbar, trial.batch_size)
+        return Scores(values, effects=plain)
+
+
+CANDIDATES = (TracInFinal, ConflictFinal, ConflictEpochs, InfluenceConflict, InfluenceHalfNormalised,
+              InfluenceFinalOnly, InfluenceBalanced)
 
 
 def exact_cosine(model, dataset, direction):

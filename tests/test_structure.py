@@ -3,6 +3,7 @@ stay small enough to read and to call without a manual, a ranking is one class i
 the lab stays out of the house, and listing the options is quick."""
 import ast
 import os
+import re
 import subprocess
 import sys
 
@@ -196,3 +197,19 @@ def test_a_new_ranking_is_one_class_tried_in_a_block(tmp_path, digits):
     assert [int(row[-1]) for row in read_csv(output)[1:]] == list(range(23, -1, -1))
     assert run.summary["ranking"] == "row-number"
     assert "row-number" not in registry.names()
+
+
+def test_the_readme_layout_names_every_module_and_script():
+    """A newcomer finds every file of the package, the benchmarks and the research scripts in the README's layout
+    (and `--ranking X` in scores/X.py, checked above), so the drawing cannot drift from the tree."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    layout = text[text.index("## Layout"):]
+    missing = []
+    for folder in ("nnc_plugin", "benchmarks", "research"):
+        for path, _, files in os.walk(os.path.join(ROOT, folder)):
+            if "plugins" in path or "__pycache__" in path:
+                continue
+            missing += [os.path.join(path, n) for n in files if n.endswith(".py") and n != "__init__.py"
+                        and not re.search(rf"\b{n[:-3]}(\.py)?\b", layout)]  # scores/ lists the stems
+    assert not missing, f"README's layout does not name {missing}"
