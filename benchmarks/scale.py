@@ -160,12 +160,12 @@ def table(rows):
         # the job from results.nnp with the default ranking: its training and scoring in epochs of training, and
         # the whole process's wall seconds (start-up and reading the data included)
         job = r.get("job_default")
-        jobs = [f"{job['work_seconds'] / r['epoch_seconds']:.1f} ({job['seconds']:.0f} s)" if job else "-"]
+        job_cell = f"{job['work_seconds'] / r['epoch_seconds']:.1f} ({job['seconds']:.0f} s)" if job else "-"
         lines.append("| " + " | ".join(str(c) for c in [
             r["network"], f"{r['size']:,}", f"{r['parameters']:,}", f"{r['epoch_seconds']:.2f}",
             f"{r['sgd_seconds']:.1f}", f"{1e3 * r['sgd_seconds'] / r['size']:.2f}", f"{r['influence_seconds']:.1f}",
             f"{r['influence_seconds'] / r['sgd_seconds']:.2f}", f"{r['peak_mb']:.0f}", f"{r['cache_final']:,}",
-            f"{r['cache_all']:,}", *jobs]) + " |")
+            f"{r['cache_all']:,}", job_cell]) + " |")
     return lines
 
 

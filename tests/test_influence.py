@@ -145,8 +145,9 @@ def test_the_cost_bound_sizes_the_search_and_the_depth_to_the_project(tmp_path, 
     1.5 times sgd-influence's cost and 4 training epochs (from the initialisation, also twice the epochs trained),
     and the recursion takes what fits: the sample CNN on 300 and 1,000 rows (batch size 64, 500 validation rows)
     trained 2 epochs gets no search and 1 and 12 steps (the validation rows taken while training count too);
-    trained one epoch, the scoring may cost 2 epochs, and 1,000 rows get 2 steps. On the digits MLP, whose second derivatives cost a few thousand multiply-adds a row,
-    the whole search and a long recursion are below FREE_MULTIPLY_ADDS."""
+    trained one epoch, the scoring may cost 2 epochs, and 1,000 rows get 2 steps. On the digits MLP, whose second
+    derivatives cost a few thousand multiply-adds a row, the whole search and a long recursion are below
+    FREE_MULTIPLY_ADDS."""
     from nnc_plugin.scores.influence import FREE_MULTIPLY_ADDS, search_and_depth, second_order_rows
     for rows, epochs, expected_steps in ((300, 2, 1), (1000, 2, 12), (1000, 1, 2)):
         train_csv = subset_csv(mnist["train"], tmp_path / f"train{rows}.csv", rows)
