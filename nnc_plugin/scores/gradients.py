@@ -270,3 +270,42 @@ def normalised_directional(model, dataset, direction, batch_size=64, exact=False
         errors = output_errors(model, dataset, logits, batch_size)
         values = np.einsum("ij,ij->i", errors, motion)
     return values / np.maximum(np.linalg.norm(errors, axis=1), 1e-300), values
+
+
+def row_logits(model, dataset, batch_size=64):
+    """Every row's logits (LossGraph.logits) at the current parameters, float64 rows, from one forward pass."""
+    rows = model.comm.share(np.arange(len(dataset)))
+    values = np.zeros((len(dataset),) + _width(model, _logits))
+    for batch, graph in model.evaluate_batches(dataset, batch_size, rows):
+        values[batch] = _logits(graph, len(batch))
+    return model.comm.sum_arrays([values])[0]
+
+
+def error_weighted_gradient(model, dataset, batch_size=64, power=0.5):
+    """The gradient of sum_i w_i l_i / N over the rows of `dataset`, with w_i proportional to |e_i| ** -power (e_i:
+    row i's error in the logits, `output_errors`; the weights' mean 1): power 0, the mean loss's gradient; power 1,
+    every row by the direction its error pulls in alone; scores/influence.py says why it takes 1/2. Taken by
+    one backward pass from the logits with the pull w_i e_i computed in float64, so that a row the network fits
+    to within float32 rounding keeps its direction."""
+    errors = output_errors(model, dataset, row_logits(model, dataset, batch_size), batch_size)
+    weights = np.maximum(np.linalg.norm(errors, axis=1), 1e-12) ** -power
+    pulls = errors * (weights / weights.mean())[:, None]
+    parameters = list(model.parameters.values())
+    for p in parameters:
+        p.grad.zero()
+    rows = model.comm.share(np.arange(len(dataset)))
+    if len(rows):
+        size = min(batch_size, len(rows))
+        graph = model.loss_graph(size, train=False)
+        pull = nn.Variable(graph.logits.shape)
+        with nn.context_scope(model.context):
+            summed = F.sum(graph.logits * pull)
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            indices, real = padded(batch, size)
+            model.feed(graph, dataset, indices, real)
+            pull.d = (pulls[indices] * real[:, None]).reshape(pull.shape)
+            summed.forward(clear_no_need_grad=True)
+            summed.backward(clear_buffer=True)  # parameter gradients accumulate over batches
+    totals = model.comm.sum_arrays([p.g.copy() for p in parameters])
+    return [g / len(dataset) for g in totals]

@@ -35,12 +35,17 @@ decaying rate), nothing is left out and the DepthRule decides.
 Steps before the traced epoch are drawn as training drew them (Trial.schedule_back), at the learning
 rates the model file's scheduler gave them.
 
-The validation loss averaged over the last epoch: at a large constant learning rate training does not
-settle, its final parameters are one point of where it wanders, and the validation gradient there is
-mostly that point's own displacement rather than the pull of the data. So the recursion starts from the
-validation gradient averaged over the final parameters and SNAPSHOTS earlier, evenly spaced points of the
-last epoch, each validation row taken at one of them (training/snapshots.py gathers the earlier points'
-parts while training runs, so the cache keeps one sum, not a parameter file per point).
+Where the recursion starts (`starting_gradient`): at a large constant learning rate training does not settle,
+its final parameters are one point of where it wanders, and the validation gradient there is mostly that
+point's own displacement rather than the pull of the data. So half of the start is the validation gradient at
+the final parameters and half its average over SNAPSHOTS earlier, evenly spaced points of the last epoch, each
+validation row taken at one of them (training/snapshots.py gathers their parts while training runs, so the
+cache keeps one sum, not a parameter file per point). Each validation row counts by its error in the logits
+e_i weighted by |e_i|^-1/2 (`gradients.error_weighted_gradient`): the plain loss's gradient is dominated by the
+few validation rows the network gets most wrong, which on harder images are not the rows that wrong labels
+hurt; counting every row by its direction alone drowns the few rows a shortcut hurts badly; halfway keeps
+both (research/results/validation_direction.md: colour images with look-alike wrong labels 0.909 -> 0.934 from
+a bare .nntxt, 0.900 -> 0.944 from a trained model; a frame on one class needs the snapshots: 0.342 without).
 
 Each row's error divided out: by the chain rule vbar . grad l_j = e_j . zdot_j, with e_j = d l_j / d z_j the
 row's error in the network's logits z (p - y for a softmax cross-entropy) and zdot_j how the row's logits move
@@ -50,8 +55,8 @@ call them the most helpful) counts by the direction it pulls the network in, whi
 data; a wrong label keeps its sign and most of its weight (|e_j| is at most sqrt 2). Measured (research/harm.py,
 research/notebook.md): right-labelled rows of one class with a mark, a frame or a tint, AUROC 0.74-0.83 before,
 1.00 with the division; wrongly labelled rows of the MNIST sample 0.96-0.98 before, 0.986-0.994 with it.
-`Scores.effects` keeps the undivided vbar . grad l_j, the estimated change of the validation loss if the row
-were left out (outputs/groups.py adds it up for a group).
+`Scores.effects` keeps the undivided vbar . grad l_j, the estimated change of the validation loss (its rows
+weighted as above, the weights' mean 1) if the row were left out (outputs/groups.py adds it up for a group).
 
 The cost: the search and the recursion take what keeps the whole scoring within `cost_bound` times
 sgd-influence's cost and `epoch_bound` epochs of training (`search_and_depth`), second-order work under
@@ -60,6 +65,7 @@ sgd-influence's cost and `epoch_bound` epochs of training (`search_and_depth`), 
 import numpy as np
 
 from ..log import info
+from ..training import snapshots
 from ..training.snapshots import validation_parts
 from .registry import Ranking, ReportText, Scores, register
 
@@ -71,17 +77,17 @@ ROW_COSTS = {"second order": 3.0, "forward": 1.0 / 3.0}
 FREE_MULTIPLY_ADDS = 2e8
 
 
-def epoch_mean_validation_gradient(trial):
-    """The gradient of the validation loss averaged over the last epoch: each validation row taken at one of the
-    final parameters and the `trial.record.snapshots` points before them (training/snapshots.py gathered the
-    points' parts; the final parameters' part is taken here)."""
-    n_val = len(trial.val_data)
-    part = validation_parts(n_val, 1 + trial.record.snapshots, trial.seed + 5)[0]
-    gradient, _ = trial.model.loss_gradient(trial.val_data.subset(part), trial.batch_size)
-    final = [g * (len(part) / n_val) for g in gradient]
+def starting_gradient(trial):
+    """The validation gradient the recursion starts from (module docstring): half from every validation row at the
+    final parameters, half from the last epoch's earlier points (`trial.record.snapshots` of them, each with its
+    share of the validation rows: training/snapshots.py gathered them); each row's error weighted by one over its
+    square root (snapshots.validation_direction)."""
+    final = snapshots.validation_direction(trial.model, trial.val_data, trial.batch_size)
     if trial.record.snapshot_gradient is None:
         return final
-    return [(f + s).astype(np.float32) for f, s in zip(final, trial.record.snapshot_gradient)]
+    n_val = len(trial.val_data)
+    covered = 1.0 - len(validation_parts(n_val, 1 + trial.record.snapshots, trial.seed + 5)[0]) / n_val
+    return [(0.5 * f + 0.5 * s / covered).astype(np.float32) for f, s in zip(final, trial.record.snapshot_gradient)]
 
 
 def second_order_rows(ranking, trial, validation_passes):
@@ -100,7 +106,8 @@ def second_order_rows(ranking, trial, validation_passes):
         epochs = min(epochs, ranking.replay_bound * len(trial.record.epoch_seconds))
     # the validation rows that training took at the snapshots count against the epochs too: the job is training
     # plus scoring, and where the validation set is large beside the training set they are a large part of it
-    snapshot_rows = n_val * trial.record.snapshots / (trial.record.snapshots + 1)
+    # (each a forward pass for its error, then a backward pass)
+    snapshot_rows = (1 + ROW_COSTS["forward"]) * n_val * trial.record.snapshots / (trial.record.snapshots + 1)
     allowed = min(ranking.cost_bound * sgd_influence, epochs * n_train - snapshot_rows)
     fixed = validation_passes * n_val + 2 * ROW_COSTS["forward"] * n_train
     free = ranking.free_multiply_adds / (ROW_COSTS["second order"] * 3 * max(trial.project.row_multiply_adds, 1))
@@ -123,7 +130,7 @@ def search_and_depth(ranking, trial):
     cost = search.cost(len(trial.train_data))
     if ranking.cost_bound is None:
         return (search if 0 < cost <= len(trial.schedule_back(MAX_STEPS).indices) else None), MAX_STEPS
-    rows = second_order_rows(ranking, trial, 1)
+    rows = second_order_rows(ranking, trial, 1 + ROW_COSTS["forward"])  # starting_gradient: errors, then gradient
     searched = 0 < cost and cost + PROJECTED_STEPS * trial.batch_size <= rows
     steps = int((rows - (cost if searched else 0)) // trial.batch_size)
     return (search if searched else None), int(np.clip(steps, 1, MAX_STEPS))
@@ -158,7 +165,7 @@ class Influence(Ranking):
         from .gradients import directional_losses, normalised_directional
         from .recursion import PropagationSettings, expected_direction
         model = trial.model
-        u = epoch_mean_validation_gradient(trial)
+        u = starting_gradient(trial)
         search, max_steps = search_and_depth(self, trial)
         schedule = trial.schedule_back(max_steps)
         directions = find_class_directions(model, trial.train_data, trial.batch_size, search) if search else None

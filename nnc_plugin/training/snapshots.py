@@ -1,11 +1,11 @@
 """The validation loss's gradient over the last epoch, gathered while training runs.
 
-`influence` starts from the gradient of the validation loss averaged over the last epoch: at the final
-parameters and at `TrainingPlan.snapshots` evenly spaced points before them (scores/influence.py says why). Each
-validation row is taken at one of the points (a seeded random split into near-equal parts: one pass over the
-validation rows in all), and the parts at the points before the end are taken while training passes them, so
-the cache keeps one parameter-sized sum instead of a parameter file per point. The part at the final parameters
-is taken when scoring.
+`influence` starts half from the validation gradient at the final parameters and half from its average over
+`TrainingPlan.snapshots` evenly spaced points of the last epoch before them (scores/influence.py says why, and
+how each validation row counts: `validation_direction`). Each validation row is taken at one of the points (a
+seeded random split into near-equal parts; part 0 is left to the final parameters), and the parts are taken
+while training passes the points, so the cache keeps one parameter-sized sum instead of a parameter file per
+point.
 """
 import numpy as np
 
@@ -23,9 +23,19 @@ def validation_parts(n_val, points, seed):
     return [np.sort(part) for part in np.array_split(order, points)]
 
 
+GATHERED = "validation gradient, errors weighted |e|^-1/2"  # what SnapshotGradient sums (the cache's key names it)
+
+
+def validation_direction(model, dataset, batch_size):
+    """The gradient `influence` starts from, over the rows of `dataset` at the model's parameters: the validation
+    loss's, each row's error weighted by one over its square root (scores/influence.py says why)."""
+    from ..scores.gradients import error_weighted_gradient
+    return error_weighted_gradient(model, dataset, batch_size)
+
+
 class SnapshotGradient:
-    """The sum, over the snapshots a training passes, of (its part's rows / all validation rows) x the gradient of
-    the mean loss over its part of the validation rows there. `add` is the trainer's snapshot hook."""
+    """The sum, over the snapshots a training passes, of (its part's rows / all validation rows) x
+    `validation_direction` over its part of the validation rows there. `add` is the trainer's snapshot hook."""
 
     def __init__(self, val_data, points, seed, batch_size):
         self.val_data, self.batch_size = val_data, batch_size
@@ -39,6 +49,6 @@ class SnapshotGradient:
         part = self.parts[self.count]
         if not len(part):
             return
-        gradient, _ = model.loss_gradient(self.val_data.subset(part), self.batch_size)
+        gradient = validation_direction(model, self.val_data.subset(part), self.batch_size)
         weighted = [(g * (len(part) / len(self.val_data))).astype(np.float64) for g in gradient]
         self.total = weighted if self.total is None else [t + w for t, w in zip(self.total, weighted)]

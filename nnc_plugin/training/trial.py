@@ -20,7 +20,7 @@ from ..model.network import Model
 from ..model.project import Project
 from ..parallel import SingleProcess
 from .cache import TrialCache, fingerprint, trial_key
-from .snapshots import SnapshotGradient, snapshot_positions
+from .snapshots import GATHERED, SnapshotGradient, snapshot_positions
 from .trainer import Schedule, TrainingPlan, TrainingRecord, epoch_minibatches, steps_per_epoch, train
 
 
@@ -142,13 +142,14 @@ def _key(setup, plan):
     if setup.trained_parameters is not None:  # the trained parameters it starts from are part of the model
         model += fingerprint(*setup.trained_parameters.values()).encode()
     gathers_validation = plan.snapshots and setup.val_data is not None  # snapshots.py keeps its gradient
-    return trial_key(
-        model, setup.train_data.arrays_digest(), plan.seed,
-        {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
-         "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
-         "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch, "checkpoints": plan.checkpoints,
-         "snapshots": plan.snapshots},
-        setup.val_data.arrays_digest() if gathers_validation else None)
+    settings = {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
+                "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
+                "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch,
+                "checkpoints": plan.checkpoints, "snapshots": plan.snapshots}
+    if gathers_validation:  # a cache that gathered another kind of gradient is not reused
+        settings["gathered"] = GATHERED
+    return trial_key(model, setup.train_data.arrays_digest(), plan.seed, settings,
+                     setup.val_data.arrays_digest() if gathers_validation else None)
 
 
 def _model(setup, seed):
