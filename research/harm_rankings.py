@@ -89,8 +89,7 @@ class _Candidate(Ranking):
     normalised = True
 
     def score(self, trial):
-        from nnc_plugin.scores.influence import starting_gradient
-        direction = stepped(trial, starting_gradient(trial))
+        direction = stepped(trial, Influence().starting_gradient(trial))
         return conflict(trial.model, trial.train_data, direction, trial.batch_size, self.normalised)
 
 
@@ -121,10 +120,10 @@ class InfluenceConflict(Influence):
     name, report = "influence-conflict", SIGNED
 
     def score(self, trial):
-        from nnc_plugin.scores.influence import starting_gradient, search_and_depth
+        from nnc_plugin.scores.influence import search_and_depth
         from nnc_plugin.scores.class_directions import find_class_directions
         from nnc_plugin.scores.recursion import PropagationSettings, expected_direction
-        u = starting_gradient(trial)
+        u = self.starting_gradient(trial)
         search, max_steps = search_and_depth(self, trial)
         schedule = trial.schedule_back(max_steps)
         directions = find_class_directions(trial.model, trial.train_data, trial.batch_size, search) if search else None

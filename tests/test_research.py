@@ -37,3 +37,14 @@ def test_harm_scores_a_shortcut_and_retrains_without_it(sample_data, tmp_path, m
     assert all(0.0 <= d["auroc"] <= 1.0 for d in run["detection"].values())
     assert set(run["test_loss"]) == {"nothing", "the harmful rows", "random", "influence"}
     assert "Test loss after removing" in (tmp_path / "table.md").read_text()
+
+
+def test_validation_direction_probe_scores_its_variants(sample_data):
+    from nnc_plugin.scores import names
+    probe = _script("probe_validation_direction")
+    rows = probe.main(["mark:0", "--rows", "200", "--epochs", "1", "--directions", "loss", "sqrt", "--points",
+                       "average", "final"])
+    assert set(rows["mark:0"]) == {"influence-loss-average", "influence-loss-final", "influence-sqrt-average",
+                                   "influence-sqrt-final"}
+    assert all(0.0 <= measured["auroc"] <= 1.0 for measured in rows["mark:0"].values())
+    assert "influence-sqrt-final" not in names()  # tried in a block, registered nowhere

@@ -35,9 +35,9 @@ decaying rate), nothing is left out and the DepthRule decides.
 Steps before the traced epoch are drawn as training drew them (Trial.schedule_back), at the learning
 rates the model file's scheduler gave them.
 
-Where the recursion starts (`starting_gradient`): at a large constant learning rate training does not settle,
-its final parameters are one point of where it wanders, and the validation gradient there is mostly that
-point's own displacement rather than the pull of the data. So half of the start is the validation gradient at
+Where the recursion starts (`Influence.starting_gradient`): at a large constant learning rate training does not
+settle, its final parameters are one point of where it wanders, and the validation gradient there is mostly
+that point's own displacement rather than the pull of the data. So half of the start is the validation gradient at
 the final parameters and half its average over SNAPSHOTS earlier, evenly spaced points of the last epoch, each
 validation row taken at one of them (training/snapshots.py gathers their parts while training runs, so the
 cache keeps one sum, not a parameter file per point). Each validation row counts by its error in the logits
@@ -75,19 +75,6 @@ SNAPSHOTS = 8  # points of the last epoch, besides its end, where the validation
 ROW_COSTS = {"second order": 3.0, "forward": 1.0 / 3.0}
 # Second-order work this small is never bounded: about a tenth of a second on one CPU core, whatever the rows.
 FREE_MULTIPLY_ADDS = 2e8
-
-
-def starting_gradient(trial):
-    """The validation gradient the recursion starts from (module docstring): half from every validation row at the
-    final parameters, half from the last epoch's earlier points (`trial.record.snapshots` of them, each with its
-    share of the validation rows: training/snapshots.py gathered them); each row's error weighted by one over its
-    square root (snapshots.validation_direction)."""
-    final = snapshots.validation_direction(trial.model, trial.val_data, trial.batch_size)
-    if trial.record.snapshot_gradient is None:
-        return final
-    n_val = len(trial.val_data)
-    covered = 1.0 - len(validation_parts(n_val, 1 + trial.record.snapshots, trial.seed + 5)[0]) / n_val
-    return [(0.5 * f + 0.5 * s / covered).astype(np.float32) for f, s in zip(final, trial.record.snapshot_gradient)]
 
 
 def second_order_rows(ranking, trial, validation_passes):
@@ -153,6 +140,8 @@ class Influence(Ranking):
     search_rows = 128  # the training rows the class-direction search averages the Hessian over
     search_extra = 0  # its Lanczos iterations after the 2 C at which it decides (research/influence_budget.py)
     normalised = True  # each row's score divided by the size of its error in the logits (module docstring)
+    snapshot_power = 0.5  # each validation row's error weighted by |e| ** -snapshot_power (module docstring)
+    final_share = 0.5  # the share of the start taken at the final parameters, the rest at the snapshots
     report = ReportText(
         "how much its training steps changed the model's loss on the validation data (influence)", True,
         "Most harmful samples (lowest influence)",
@@ -165,7 +154,7 @@ class Influence(Ranking):
         from .gradients import directional_losses, normalised_directional
         from .recursion import PropagationSettings, expected_direction
         model = trial.model
-        u = starting_gradient(trial)
+        u = self.starting_gradient(trial)
         search, max_steps = search_and_depth(self, trial)
         schedule = trial.schedule_back(max_steps)
         directions = find_class_directions(model, trial.train_data, trial.batch_size, search) if search else None
@@ -180,6 +169,20 @@ class Influence(Ranking):
             return Scores(values, effects=plain)
         plain = directional_losses(model, trial.train_data, vbar, trial.batch_size, exact=self.reference)
         return Scores(plain, effects=plain)
+
+    def starting_gradient(self, trial):
+        """The validation gradient the recursion starts from (module docstring): `final_share` of it from every
+        validation row at the final parameters, the rest from the last epoch's earlier points (the
+        `trial.record.snapshots` that training/snapshots.py gathered, each with its share of the validation
+        rows); each row's error weighted by |e| ** -snapshot_power."""
+        final = snapshots.validation_direction(trial.model, trial.val_data, trial.batch_size, self.snapshot_power)
+        if trial.record.snapshot_gradient is None:
+            return final
+        n_val = len(trial.val_data)
+        covered = 1.0 - len(validation_parts(n_val, 1 + trial.record.snapshots, trial.seed + 5)[0]) / n_val
+        share = self.final_share
+        return [(share * f + (1 - share) * s / covered).astype(np.float32)
+                for f, s in zip(final, trial.record.snapshot_gradient)]
 
     def _what_it_did(self, trial, search, depth):
         """The log line of a scored trial: how far back it went, and what the cost bound left out."""

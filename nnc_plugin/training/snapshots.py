@@ -23,22 +23,20 @@ def validation_parts(n_val, points, seed):
     return [np.sort(part) for part in np.array_split(order, points)]
 
 
-GATHERED = "validation gradient, errors weighted |e|^-1/2"  # what SnapshotGradient sums (the cache's key names it)
-
-
-def validation_direction(model, dataset, batch_size):
+def validation_direction(model, dataset, batch_size, power):
     """The gradient `influence` starts from, over the rows of `dataset` at the model's parameters: the validation
-    loss's, each row's error weighted by one over its square root (scores/influence.py says why)."""
+    loss's with each row's error weighted by |e| ** -power (gradients.error_weighted_gradient; power 0: the loss's
+    own gradient; scores/influence.py says why it takes 1/2)."""
     from ..scores.gradients import error_weighted_gradient
-    return error_weighted_gradient(model, dataset, batch_size)
+    return error_weighted_gradient(model, dataset, batch_size, power)
 
 
 class SnapshotGradient:
     """The sum, over the snapshots a training passes, of (its part's rows / all validation rows) x
     `validation_direction` over its part of the validation rows there. `add` is the trainer's snapshot hook."""
 
-    def __init__(self, val_data, points, seed, batch_size):
-        self.val_data, self.batch_size = val_data, batch_size
+    def __init__(self, val_data, points, seed, batch_size, power):
+        self.val_data, self.batch_size, self.power = val_data, batch_size, power
         self.parts = validation_parts(len(val_data), points, seed)
         self.total = None
         self.count = 0
@@ -49,6 +47,6 @@ class SnapshotGradient:
         part = self.parts[self.count]
         if not len(part):
             return
-        gradient = validation_direction(model, self.val_data.subset(part), self.batch_size)
+        gradient = validation_direction(model, self.val_data.subset(part), self.batch_size, self.power)
         weighted = [(g * (len(part) / len(self.val_data))).astype(np.float64) for g in gradient]
         self.total = weighted if self.total is None else [t + w for t, w in zip(self.total, weighted)]

@@ -20,7 +20,7 @@ from ..model.network import Model
 from ..model.project import Project
 from ..parallel import SingleProcess
 from .cache import TrialCache, fingerprint, trial_key
-from .snapshots import GATHERED, SnapshotGradient, snapshot_positions
+from .snapshots import SnapshotGradient, snapshot_positions
 from .trainer import Schedule, TrainingPlan, TrainingRecord, epoch_minibatches, steps_per_epoch, train
 
 
@@ -146,8 +146,8 @@ def _key(setup, plan):
                 "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
                 "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch,
                 "checkpoints": plan.checkpoints, "snapshots": plan.snapshots}
-    if gathers_validation:  # a cache that gathered another kind of gradient is not reused
-        settings["gathered"] = GATHERED
+    if gathers_validation:
+        settings["snapshot_power"] = plan.snapshot_power
     return trial_key(model, setup.train_data.arrays_digest(), plan.seed, settings,
                      setup.val_data.arrays_digest() if gathers_validation else None)
 
@@ -159,7 +159,7 @@ def _model(setup, seed):
 def _train_now(setup, plan, model, cache, key):
     """Train `model` as `plan` says into `cache` (emptied first, manifest last); return the `TrainingRecord`."""
     points = 1 + len(snapshot_positions(plan.snapshots, steps_per_epoch(len(setup.train_data), plan.batch_size)))
-    snapshots = (SnapshotGradient(setup.val_data, points, plan.seed + 5, plan.batch_size)
+    snapshots = (SnapshotGradient(setup.val_data, points, plan.seed + 5, plan.batch_size, plan.snapshot_power)
                  if points > 1 and setup.val_data is not None else None)
     cache.start()
     try:
