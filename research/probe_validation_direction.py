@@ -2,14 +2,13 @@
 
 Two choices (`Influence.snapshot_power` and `Influence.final_share`), measured on research/harm.py's kinds:
   how each validation row counts (--directions): its error e_i in the logits weighted by |e_i| ** -power
-    loss      power 0: the validation loss's own gradient (the package until 2026-12-06)
-    sqrt      power 1/2 (the package since)
+    loss      power 0: the validation loss's own gradient (the package)
+    sqrt      power 1/2
     unit      power 1: each row by the direction of its error alone
   where the rows are taken (--points):
-    average   1/9 of the start at the final parameters, the rest the average over the 8 snapshots of the last
-              epoch: each point weighs alike (the package until 2026-12-06, which took a ninth of the validation
-              rows at each point)
-    mix       half at the final parameters, half from the 8 snapshots (the package since)
+    average   each validation row at one of the final parameters and the 8 snapshots of the last epoch (the
+              package)
+    mix       half from every row at the final parameters, half from the 8 snapshots
     final     the final parameters alone (no snapshots)
 Two more variants, measured with the code of commit c2f6e0b (results/validation_direction.md): `balanced`, every
 class's part of the loss's gradient of unit length, and `late`, the snapshots in the last half-epoch only.
@@ -33,7 +32,7 @@ from nnc_plugin.scores import registry  # noqa: E402
 from nnc_plugin.scores.influence import SNAPSHOTS, Influence  # noqa: E402
 
 POWERS = {"loss": 0.0, "sqrt": 0.5, "unit": 1.0}
-POINTS = {"average": (SNAPSHOTS, 1.0 / (1 + SNAPSHOTS)), "mix": (SNAPSHOTS, 0.5), "final": (0, 1.0)}
+POINTS = {"average": (SNAPSHOTS, None), "mix": (SNAPSHOTS, 0.5), "final": (0, None)}
 
 
 def variant(direction, points):

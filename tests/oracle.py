@@ -40,11 +40,3 @@ def logit_error_size(theta, x, y):
     p = softmax(x @ theta)
     p[y] -= 1.0
     return float(np.linalg.norm(p))
-
-
-def error_weighted_gradient(theta, x, y):
-    """The gradient `influence` starts from over the rows x, y: each row's loss gradient weighted by
-    |p - onehot(y)| ** -1/2, the weights scaled to mean 1."""
-    weights = np.array([logit_error_size(theta, xi, yi) ** -0.5 for xi, yi in zip(x, y)])
-    weights /= weights.mean()
-    return sum(w * gradient(theta, xi, yi) for w, xi, yi in zip(weights, x, y)) / len(x)

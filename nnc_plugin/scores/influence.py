@@ -37,15 +37,13 @@ rates the model file's scheduler gave them.
 
 Where the recursion starts (`Influence.starting_gradient`): at a large constant learning rate training does not
 settle, its final parameters are one point of where it wanders, and the validation gradient there is mostly
-that point's own displacement rather than the pull of the data. So half of the start is the validation gradient at
-the final parameters and half its average over SNAPSHOTS earlier, evenly spaced points of the last epoch, each
-validation row taken at one of them (training/snapshots.py gathers their parts while training runs, so the
-cache keeps one sum, not a parameter file per point). Each validation row counts by its error in the logits
-e_i weighted by |e_i|^-1/2 (`gradients.error_weighted_gradient`): the plain loss's gradient is dominated by the
-few validation rows the network gets most wrong, which on harder images are not the rows that wrong labels
-hurt; counting every row by its direction alone drowns the few rows a shortcut hurts badly; halfway keeps
-both (research/results/validation_direction.md: colour images with look-alike wrong labels 0.909 -> 0.934 from
-a bare .nntxt, 0.900 -> 0.944 from a trained model; a frame on one class needs the snapshots: 0.342 without).
+that point's own displacement rather than the pull of the data. So the recursion starts from the validation
+gradient averaged over the final parameters and SNAPSHOTS earlier, evenly spaced points of the last epoch, each
+validation row taken at one of them (training/snapshots.py gathers the earlier points' parts while training
+runs, so the cache keeps one sum, not a parameter file per point). Weighting each validation row's error by
+|e|^-1/2 and taking half the start at the final parameters gained on wrong labels in colour images (AUROC
+0.909 -> 0.925 from a bare .nntxt, 0.900 -> 0.929 from a trained model) and lost a held-out shortcut (a bar on
+one class, seed 1, from the same trained model: 1.000 -> 0.804); not kept (research/results/validation_direction.md).
 
 Each row's error divided out: by the chain rule vbar . grad l_j = e_j . zdot_j, with e_j = d l_j / d z_j the
 row's error in the network's logits z (p - y for a softmax cross-entropy) and zdot_j how the row's logits move
@@ -55,8 +53,8 @@ call them the most helpful) counts by the direction it pulls the network in, whi
 data; a wrong label keeps its sign and most of its weight (|e_j| is at most sqrt 2). Measured (research/harm.py,
 research/notebook.md): right-labelled rows of one class with a mark, a frame or a tint, AUROC 0.74-0.83 before,
 1.00 with the division; wrongly labelled rows of the MNIST sample 0.96-0.98 before, 0.986-0.994 with it.
-`Scores.effects` keeps the undivided vbar . grad l_j, the estimated change of the validation loss (its rows
-weighted as above, the weights' mean 1) if the row were left out (outputs/groups.py adds it up for a group).
+`Scores.effects` keeps the undivided vbar . grad l_j, the estimated change of the validation loss if the row
+were left out (outputs/groups.py adds it up for a group).
 
 The cost: the search and the recursion take what keeps the whole scoring within `cost_bound` times
 sgd-influence's cost and `epoch_bound` epochs of training (`search_and_depth`), second-order work under
@@ -77,6 +75,12 @@ ROW_COSTS = {"second order": 3.0, "forward": 1.0 / 3.0}
 FREE_MULTIPLY_ADDS = 2e8
 
 
+def validation_row_cost(ranking):
+    """What a validation row of the start costs, in training rows: its gradient, after a forward pass for its error
+    where the errors are weighted (snapshot_power)."""
+    return 1.0 + (ROW_COSTS["forward"] if ranking.snapshot_power else 0.0)
+
+
 def second_order_rows(ranking, trial, validation_passes):
     """How many rows the class-direction search and the recursion of `ranking` (an `Influence`) may take through the
     second derivatives for the whole scoring to cost at most `cost_bound` times sgd-influence's (its validation
@@ -93,8 +97,7 @@ def second_order_rows(ranking, trial, validation_passes):
         epochs = min(epochs, ranking.replay_bound * len(trial.record.epoch_seconds))
     # the validation rows that training took at the snapshots count against the epochs too: the job is training
     # plus scoring, and where the validation set is large beside the training set they are a large part of it
-    # (each a forward pass for its error, then a backward pass)
-    snapshot_rows = (1 + ROW_COSTS["forward"]) * n_val * trial.record.snapshots / (trial.record.snapshots + 1)
+    snapshot_rows = validation_row_cost(ranking) * n_val * trial.record.snapshots / (trial.record.snapshots + 1)
     allowed = min(ranking.cost_bound * sgd_influence, epochs * n_train - snapshot_rows)
     fixed = validation_passes * n_val + 2 * ROW_COSTS["forward"] * n_train
     free = ranking.free_multiply_adds / (ROW_COSTS["second order"] * 3 * max(trial.project.row_multiply_adds, 1))
@@ -117,7 +120,7 @@ def search_and_depth(ranking, trial):
     cost = search.cost(len(trial.train_data))
     if ranking.cost_bound is None:
         return (search if 0 < cost <= len(trial.schedule_back(MAX_STEPS).indices) else None), MAX_STEPS
-    rows = second_order_rows(ranking, trial, 1 + ROW_COSTS["forward"])  # starting_gradient: errors, then gradient
+    rows = second_order_rows(ranking, trial, validation_row_cost(ranking))
     searched = 0 < cost and cost + PROJECTED_STEPS * trial.batch_size <= rows
     steps = int((rows - (cost if searched else 0)) // trial.batch_size)
     return (search if searched else None), int(np.clip(steps, 1, MAX_STEPS))
@@ -140,8 +143,8 @@ class Influence(Ranking):
     search_rows = 128  # the training rows the class-direction search averages the Hessian over
     search_extra = 0  # its Lanczos iterations after the 2 C at which it decides (research/influence_budget.py)
     normalised = True  # each row's score divided by the size of its error in the logits (module docstring)
-    snapshot_power = 0.5  # each validation row's error weighted by |e| ** -snapshot_power (module docstring)
-    final_share = 0.5  # the share of the start taken at the final parameters, the rest at the snapshots
+    snapshot_power = 0.0  # each validation row's error weighted by |e| ** -snapshot_power (module docstring)
+    final_share = None  # None: every point of the last epoch alike; else the final parameters' share of the start
     report = ReportText(
         "how much its training steps changed the model's loss on the validation data (influence)", True,
         "Most harmful samples (lowest influence)",
@@ -171,16 +174,21 @@ class Influence(Ranking):
         return Scores(plain, effects=plain)
 
     def starting_gradient(self, trial):
-        """The validation gradient the recursion starts from (module docstring): `final_share` of it from every
-        validation row at the final parameters, the rest from the last epoch's earlier points (the
-        `trial.record.snapshots` that training/snapshots.py gathered, each with its share of the validation
-        rows); each row's error weighted by |e| ** -snapshot_power."""
-        final = snapshots.validation_direction(trial.model, trial.val_data, trial.batch_size, self.snapshot_power)
+        """The validation gradient the recursion starts from (module docstring): with `final_share` None, its
+        average over the final parameters and the last epoch's earlier points (the `trial.record.snapshots` that
+        training/snapshots.py gathered), each point with its share of the validation rows; else `final_share` of
+        it from every validation row at the final parameters and the rest from the earlier points. Each row's
+        error weighted by |e| ** -snapshot_power (0: the validation loss's own gradient)."""
+        n_val = len(trial.val_data)
+        first = validation_parts(n_val, 1 + trial.record.snapshots, trial.seed + 5)[0]
+        at_final = trial.val_data if self.final_share is not None else trial.val_data.subset(first)
+        final = snapshots.validation_direction(trial.model, at_final, trial.batch_size, self.snapshot_power)
         if trial.record.snapshot_gradient is None:
             return final
-        n_val = len(trial.val_data)
-        covered = 1.0 - len(validation_parts(n_val, 1 + trial.record.snapshots, trial.seed + 5)[0]) / n_val
-        share = self.final_share
+        if self.final_share is None:
+            return [(f * (len(first) / n_val) + s).astype(np.float32)
+                    for f, s in zip(final, trial.record.snapshot_gradient)]
+        share, covered = self.final_share, 1.0 - len(first) / n_val
         return [(share * f + (1 - share) * s / covered).astype(np.float32)
                 for f, s in zip(final, trial.record.snapshot_gradient)]
 

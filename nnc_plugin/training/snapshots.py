@@ -1,11 +1,11 @@
 """The validation loss's gradient over the last epoch, gathered while training runs.
 
-`influence` starts half from the validation gradient at the final parameters and half from its average over
-`TrainingPlan.snapshots` evenly spaced points of the last epoch before them (scores/influence.py says why, and
-how each validation row counts: `validation_direction`). Each validation row is taken at one of the points (a
-seeded random split into near-equal parts; part 0 is left to the final parameters), and the parts are taken
-while training passes the points, so the cache keeps one parameter-sized sum instead of a parameter file per
-point.
+`influence` starts from the gradient of the validation loss averaged over the last epoch: at the final
+parameters and at `TrainingPlan.snapshots` evenly spaced points before them (scores/influence.py says why). Each
+validation row is taken at one of the points (a seeded random split into near-equal parts: one pass over the
+validation rows in all), and the parts at the points before the end are taken while training passes them, so
+the cache keeps one parameter-sized sum instead of a parameter file per point. The part at the final parameters
+is taken when scoring. (`TrainingPlan.snapshot_power` weights each row's error otherwise: research candidates.)
 """
 import numpy as np
 
@@ -25,8 +25,10 @@ def validation_parts(n_val, points, seed):
 
 def validation_direction(model, dataset, batch_size, power):
     """The gradient `influence` starts from, over the rows of `dataset` at the model's parameters: the validation
-    loss's with each row's error weighted by |e| ** -power (gradients.error_weighted_gradient; power 0: the loss's
-    own gradient; scores/influence.py says why it takes 1/2)."""
+    loss's (power 0), or with each row's error weighted by |e| ** -power (gradients.error_weighted_gradient;
+    research/results/validation_direction.md measured 1/2 and 1)."""
+    if not power:
+        return model.loss_gradient(dataset, batch_size)[0]
     from ..scores.gradients import error_weighted_gradient
     return error_weighted_gradient(model, dataset, batch_size, power)
 
