@@ -281,10 +281,10 @@ def row_logits(model, dataset, batch_size=64):
     return model.comm.sum_arrays([values])[0]
 
 
-def error_weighted_gradient(model, dataset, batch_size=64, power=0.5):
+def error_weighted_gradient(model, dataset, batch_size, power):
     """The gradient of sum_i w_i l_i / N over the rows of `dataset`, with w_i proportional to |e_i| ** -power (e_i:
     row i's error in the logits, `output_errors`; the weights' mean 1): power 0, the mean loss's gradient; power 1,
-    every row by the direction its error pulls in alone; scores/influence.py says why it takes 1/2. Taken by
+    every row by the direction its error pulls in alone (research candidates: Influence.snapshot_power). Taken by
     one backward pass from the logits with the pull w_i e_i computed in float64, so that a row the network fits
     to within float32 rounding keeps its direction."""
     errors = output_errors(model, dataset, row_logits(model, dataset, batch_size), batch_size)

@@ -143,7 +143,6 @@ class Influence(Ranking):
     search_rows = 128  # the training rows the class-direction search averages the Hessian over
     search_extra = 0  # its Lanczos iterations after the 2 C at which it decides (research/influence_budget.py)
     normalised = True  # each row's score divided by the size of its error in the logits (module docstring)
-    snapshot_power = 0.0  # each validation row's error weighted by |e| ** -snapshot_power (module docstring)
     final_share = None  # None: every point of the last epoch alike; else the final parameters' share of the start
     report = ReportText(
         "how much its training steps changed the model's loss on the validation data (influence)", True,

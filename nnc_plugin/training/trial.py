@@ -142,14 +142,13 @@ def _key(setup, plan):
     if setup.trained_parameters is not None:  # the trained parameters it starts from are part of the model
         model += fingerprint(*setup.trained_parameters.values()).encode()
     gathers_validation = plan.snapshots and setup.val_data is not None  # snapshots.py keeps its gradient
-    settings = {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
-                "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
-                "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch,
-                "checkpoints": plan.checkpoints, "snapshots": plan.snapshots}
-    if gathers_validation:
-        settings["snapshot_power"] = plan.snapshot_power
-    return trial_key(model, setup.train_data.arrays_digest(), plan.seed, settings,
-                     setup.val_data.arrays_digest() if gathers_validation else None)
+    return trial_key(
+        model, setup.train_data.arrays_digest(), plan.seed,
+        {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
+         "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
+         "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch, "checkpoints": plan.checkpoints,
+         "snapshots": plan.snapshots, **({"snapshot_power": plan.snapshot_power} if plan.snapshot_power else {})},
+        setup.val_data.arrays_digest() if gathers_validation else None)
 
 
 def _model(setup, seed):
