@@ -3,7 +3,7 @@ removing its first rows help?
 
 Usage:  .venv/bin/python research/harm.py [--kinds mark border tint stripes source leak colour-flips mnist-flips]
             [--seeds 0 1 2] [--start initial|trained] [--rankings loss-history influence ...] [--retrain 3]
-            [--epochs 8] [--rows N]
+            [--epochs 8] [--rows N] [--trials T] [--save-scores FOLDER]
 
 Every kind trains its network with Adam at NNC's defaults (alpha 0.001) for --epochs epochs: the image kinds the
 MNIST sample's CNN, colour-flips benchmarks/networks/colour_cnn.nntxt, leak benchmarks/networks/table_mlp.nntxt;
@@ -14,7 +14,8 @@ package's, and the candidates of research/harm_rankings.py) scores the training 
 harmful rows and their share in the first 10%, mean over the seeds. Rankings fused by rank ("a+b": each row at
 the better of its two ranks) are computed from the scores. --retrain S removes each listed ranking's first k
 rows (k: the number of harmful rows), the harmful rows themselves, k random rows and nothing, retrains from
-scratch with S seeds and reports the test loss ("a/2+b": a's ranks counted twice). Prints the tables and writes benchmarks/out/harm_<start>.md and
+scratch with S seeds and reports the test loss ("a/2+b": a's ranks counted twice); --split R also removes the
+harmful rows R puts in its first k, and apart from them those it puts after (do the ones it misses hurt?). Prints the tables and writes benchmarks/out/harm_<start>.md and
 .json. --rows and --epochs shrink the runs (the tests use them).
 """
 import argparse
@@ -114,14 +115,14 @@ def fused(first, second, weight=1):
     return np.minimum(*ranks) + 1e-3 * np.add(*ranks) / len(first)  # ties broken by the sum of the ranks
 
 
-def score_all(inputs, rankings, folder, epochs):
-    """{ranking: scores} of one dataset."""
+def score_all(inputs, rankings, folder, epochs, trials=1):
+    """{ranking: scores} of one dataset (each ranking's scores averaged over `trials` trials, its -nt)."""
     found = {}
     for name in rankings:
-        needs = registry.ranking_class(name)
+        needs = registry.create(name)
         # rankings that keep the same parameters during training share one training
-        cache = os.path.join(folder, f"cache_s{needs.snapshots}_c{needs.checkpoints}")
-        run = score(ScoreOptions(**inputs, ranking=name, epochs=epochs, n_trials=1,
+        cache = os.path.join(folder, f"cache_s{needs.snapshots}_c{needs.checkpoints}_k{int(needs.keeps_step_parameters)}")
+        run = score(ScoreOptions(**inputs, ranking=name, epochs=epochs, n_trials=trials,
                                  output=os.path.join(folder, "s.csv"), cache_dir=cache))
         found[name] = run.scores
     for a, b, weight in FUSIONS:
@@ -156,7 +157,11 @@ def run_kind(kind, seed, args, workdir):
     inputs = {"model": model, "input_train": train_csv, "input_val": os.path.join(folder, "val.csv")}
     if args.start == "trained":
         inputs["model"] = nnabla_cli_training(model, work, train_csv, args.epochs)
-    scores = score_all(inputs, args.rankings, work, args.epochs)
+    scores = score_all(inputs, args.rankings, work, args.epochs, args.trials)
+    if args.save_scores:  # for fusions studied afterwards (research/fusion.py)
+        os.makedirs(args.save_scores, exist_ok=True)
+        np.savez(os.path.join(args.save_scores, f"{kind}_s{seed}_{args.start}.npz"), harmful=harmful,
+                 **{name: values for name, values in scores.items()})
     detection = {name: measure(-s, harmful) for name, s in scores.items()}
     result = {"detection": detection}
     if args.retrain:
@@ -164,7 +169,13 @@ def run_kind(kind, seed, args, workdir):
         removals = {"nothing": np.array([], dtype=int), "the harmful rows": np.flatnonzero(harmful),
                     "random": np.random.RandomState(10_000 + seed).permutation(len(harmful))[:k]}
         removals.update({name: np.argsort(scores[name], kind="stable")[:k] for name in args.retrain_rankings})
+        for name in args.split:  # do the harmful rows a ranking misses hurt the test data as the ones it finds do?
+            first = np.zeros(len(harmful), dtype=bool)
+            first[np.argsort(scores[name], kind="stable")[:k]] = True
+            removals[f"harmful rows in {name}'s first k"] = np.flatnonzero(harmful & first)
+            removals[f"harmful rows after {name}'s first k"] = np.flatnonzero(harmful & ~first)
         result["test_loss"] = retrain(model, folder, train_name, removals, args.retrain, args.epochs)
+        result["removed"] = {what: len(rows) for what, rows in removals.items()}
     print(kind, seed, {n: round(d["auroc"], 3) for n, d in detection.items()}, result.get("test_loss"),
           file=sys.stderr, flush=True)
     return result
@@ -179,6 +190,11 @@ def main(argv=None):
     parser.add_argument("--retrain", type=int, default=0, help="retraining seeds (0: no remove-and-retrain)")
     parser.add_argument("--retrain-rankings", nargs="+", default=["loss-history", "influence",
                                                                    "loss-history+influence", "loss-history/2+influence"])
+    parser.add_argument("--split", nargs="*", default=[],
+                        help="with --retrain: also remove the harmful rows each of these rankings puts in its "
+                             "first k, and apart from them those it puts after")
+    parser.add_argument("--trials", type=int, default=1, help="each ranking's -nt (trials averaged)")
+    parser.add_argument("--save-scores", default=None, help="a folder: each kind and seed's scores as .npz")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--network", choices=("sample", "mlp"), default="sample",
@@ -210,7 +226,9 @@ def tables(args, results):
                   f"{args.retrain} retraining seeds and the data seeds", "",
                   "| removed | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
         for what in removed:
-            lines.append(f"| {what} | " + " | ".join(
+            counts = [np.mean([r["removed"][what] for r in rows]) for rows in results.values() if "removed" in rows[0]]
+            label = what + (f" ({np.mean(counts):.0f} rows)" if counts else "")
+            lines.append(f"| {label} | " + " | ".join(
                 f"{np.mean([r['test_loss'][what] for r in rows]):.3f}" for rows in results.values()) + " |")
     return lines
 

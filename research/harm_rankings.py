@@ -19,6 +19,12 @@ move along v (two forward passes per row, a finite difference of the logits). Th
                      trained model it has the trained start and the continued epoch's end)
   influence-conflict the influence ranking's direction (vbar: the recursion of scores/influence.py) in place
                      of v, normalised as conflict-final
+  influence-cosine   influence with |zdot_j| divided out too (-sqrt: its square root): a row whose logits vbar
+                     barely moves counts as one it moves much
+  influence-class-weighted, influence-class-sqrt
+                     influence from the validation rows weighted by class, |G_c| ** -1 or -1/2 (G_c: class c's
+                     validation gradient at the final parameters), the last epoch's points kept
+  (influence-final-only, influence-balanced, influence-sqrt: results/colour_probes.md)
 """
 import numpy as np
 
@@ -119,7 +125,8 @@ class ConflictEpochs(_Candidate):
 class InfluenceConflict(Influence):
     name, report = "influence-conflict", SIGNED
 
-    def score(self, trial):
+    def direction(self, trial):
+        """vbar: the package's influence direction (scores/influence.py), search, depth and bound included."""
         from nnc_plugin.scores.influence import search_and_depth
         from nnc_plugin.scores.class_directions import find_class_directions
         from nnc_plugin.scores.recursion import PropagationSettings, expected_direction
@@ -131,13 +138,37 @@ class InfluenceConflict(Influence):
                                        max_steps=max_steps)
         vbar, _ = expected_direction(trial.model, trial.train_data, schedule, u, trial.linearisation("final", schedule),
                                      settings)
-        return conflict(trial.model, trial.train_data, vbar, trial.batch_size)
+        return vbar
+
+    def score(self, trial):
+        return conflict(trial.model, trial.train_data, self.direction(trial), trial.batch_size)
+
+
+class InfluenceCosine(InfluenceConflict):
+    """`influence` with the size of the row's logit motion divided out too (|zdot_j| ** motion_power): the cosine
+    between the row's error and how vbar moves its logits at power 1. A row whose logits the validation direction
+    barely moves (on colour images, a dim or low-contrast one) then counts by its direction as a bright one does."""
+    name, motion_power = "influence-cosine", 1.0
+
+    def score(self, trial):
+        from nnc_plugin.scores.gradients import logit_motion as motion_of, output_errors
+        from nnc_plugin.scores.registry import Scores
+        logits, motion = motion_of(trial.model, trial.train_data, self.direction(trial), trial.batch_size)
+        errors = output_errors(trial.model, trial.train_data, logits, trial.batch_size)
+        plain = np.einsum("ij,ij->i", errors, motion)
+        sizes = np.maximum(np.linalg.norm(errors, axis=1), 1e-300)
+        motions = np.maximum(np.linalg.norm(motion, axis=1), 1e-300) ** self.motion_power
+        return Scores(plain / sizes / motions, effects=plain)
+
+
+class InfluenceCosineSqrt(InfluenceCosine):
+    name, motion_power = "influence-cosine-sqrt", 0.5
 
 
 class InfluenceHalfNormalised(Influence):
     """`influence` with each row's score divided by the square root of its error's size instead of the size: between
     the plain expected influence (a misfit row weighs by how wrong it is) and the package's (only its direction)."""
-    name, report = "influence-sqrt", SIGNED
+    name, report, loss_weight = "influence-sqrt", SIGNED, 0.0  # values / effects must be 1 / |e_j|
 
     def score(self, trial):
         scores = super().score(trial)
@@ -183,8 +214,60 @@ class InfluenceBalanced(Influence):
         return Scores(values, effects=plain)
 
 
-CANDIDATES = (TracInFinal, ConflictFinal, ConflictEpochs, InfluenceConflict, InfluenceHalfNormalised,
-              InfluenceFinalOnly, InfluenceBalanced)
+class InfluenceClassWeighted(Influence):
+    """`influence` from the validation gradient over the last epoch (the package's 9 points, each validation row at
+    one of them), every validation row weighted by its class: w_c proportional to |G_c| ** -class_power, G_c the
+    gradient of class c's mean validation loss at the final parameters (the weights' mean over the rows 1). A wrong
+    label between two classes the network already separates on the validation data (its gradient there is small)
+    then still counts. The probe takes the snapshots' parameters from a per-step parameter cache (a research
+    shortcut: the package would keep C parameter-sized sums, or take the weights at the epoch's start)."""
+    name, report, class_power = "influence-class-weighted", SIGNED, 1.0
+
+    @property
+    def keeps_step_parameters(self):
+        return True
+
+    def starting_gradient(self, trial):
+        from nnc_plugin.scores.gradients import norm
+        from nnc_plugin.training.snapshots import snapshot_positions, validation_parts
+        from nnc_plugin.training.trainer import steps_per_epoch
+        model, val, batch = trial.model, trial.val_data, trial.batch_size
+        labels = val.arrays[trial.model.loss_graph(2).target_column].reshape(len(val), -1)[:, 0].astype(int)
+        classes = np.unique(labels)
+        sizes = {c: norm(model.loss_gradient(val.subset(np.flatnonzero(labels == c)), batch)[0]) for c in classes}
+        weights = {c: max(sizes[c], 1e-30) ** -self.class_power for c in classes}
+        mean = np.mean([weights[c] for c in labels])
+        weights = {c: w / mean for c, w in weights.items()}
+        positions = snapshot_positions(SNAPSHOTS, steps_per_epoch(len(trial.train_data), batch))
+        parts = validation_parts(len(val), 1 + len(positions), trial.seed + 5)
+        final = model.parameter_arrays()
+        total = None
+        for k, part in enumerate(parts):
+            if k:  # part k at the parameters before traced step positions[k - 1] (snapshots.py's points)
+                trial.cache.load_step_parameters(positions[k - 1], model)
+            for c in classes:
+                rows = part[labels[part] == c]
+                if len(rows):
+                    gradient = model.loss_gradient(val.subset(rows), batch)[0]
+                    scaled = [g.astype(np.float64) * (weights[c] * len(rows) / len(val)) for g in gradient]
+                    total = scaled if total is None else [t + g for t, g in zip(total, scaled)]
+            model.set_parameter_arrays(final)
+        return [t.astype(np.float32) for t in total]
+
+
+class InfluenceClassSqrt(InfluenceClassWeighted):
+    name, class_power = "influence-class-sqrt", 0.5
+
+
+class InfluenceStepPoints(InfluenceClassWeighted):
+    """The same code with every class alike (class_power 0): the package's start recomputed from the per-step
+    cache, the check that the probe's points are the package's."""
+    name, class_power = "influence-step-points", 0.0
+
+
+CANDIDATES = (TracInFinal, ConflictFinal, ConflictEpochs, InfluenceConflict, InfluenceCosine, InfluenceCosineSqrt,
+              InfluenceHalfNormalised,
+              InfluenceFinalOnly, InfluenceBalanced, InfluenceClassWeighted, InfluenceClassSqrt, InfluenceStepPoints)
 
 
 def exact_cosine(model, dataset, direction):

@@ -12,6 +12,7 @@ from nnc_plugin.pipeline import score
 from nnc_plugin.scores import registry
 from nnc_plugin.model.network import Model
 from nnc_plugin.scores.influence import Influence
+from nnc_plugin.scores.loss_witness import with_loss_witness
 from nnc_plugin.training.snapshots import validation_parts
 from nnc_plugin.training.trainer import train
 from nnc_plugin.scores.recursion import KEEP_FALLING, MAX_STEPS, WINDOW, DepthRule
@@ -114,7 +115,8 @@ def test_scores_equal_explicit_formula(tmp_path, digits, ranking, lr, stops_earl
     there. The package's influence shares the validation rows out over the points; softmax regression's second
     derivatives are too cheap for its cost bound to matter, so it may take all 15 steps of training, as without the
     bound; counted (influence-tight), the bound stops it after 4. The default path's finite differences agree to
-    1e-3 of the largest score, the reference path's exact inner products to 1e-4."""
+    1e-3 of the largest score, the reference path's exact inner products to 1e-4 (both with the training loss as
+    the order's second witness, loss_witness.py, applied to the formula's scores)."""
     train_csv = subset_csv(digits["train"], tmp_path / "train.csv", 40)
     val_csv = subset_csv(digits["val"], tmp_path / "val.csv", 20)
     model = softmax_regression_project(str(tmp_path), lr=lr, epochs=3, batch_size=8)
@@ -135,6 +137,7 @@ def test_scores_equal_explicit_formula(tmp_path, digits, ranking, lr, stops_earl
     expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, (x_train, y_train, x_val, y_val),
                                                points, parts, max_steps)
     assert (steps < min(15, max_steps)) == stops_early
+    expected = with_loss_witness(expected, trial.record.loss_history)  # the order's second witness (test_loss_witness)
     scale = np.abs(expected).max()
     assert scale > 1e-6  # the problem is not degenerate
     np.testing.assert_allclose(run.scores, expected, rtol=0, atol=(1e-4 if reference else 1e-3) * scale)

@@ -36,7 +36,9 @@ def small_digits(tmp_path, digits):
 
 # influence's and tracin-cp's finite differences divide the float32 rounding of two losses by a small step:
 # 1e-5 of the largest score there, against 1e-7 for the others
-TOLERANCE = {"influence": 5e-5, "tracin-cp": 5e-5}
+# influence's scores are in units of their median deviation (scores/loss_witness.py): a row's rounding, about 1e-5
+# of the largest score, is up to 1e-4 of that unit, so the common scale itself differs by that much between runs
+TOLERANCE = {"influence": 1e-3, "tracin-cp": 5e-5}
 _SINGLE = {}  # (network, rows, ranking) -> one process's scores, computed once for the module
 
 

@@ -31,12 +31,17 @@ def test_harm_scores_a_shortcut_and_retrains_without_it(sample_data, tmp_path, m
     monkeypatch.setattr(harm, "publish", lambda name, table, raw: (tmp_path / "table.md").write_text(table))
     results = harm.main(["--kinds", "mark", "--seeds", "0", "--rows", "200", "--epochs", "1", "--rankings",
                          "loss-history", "influence", "conflict-final", "--retrain", "1", "--retrain-rankings",
-                         "influence"])
+                         "influence", "--split", "influence", "--save-scores", str(tmp_path / "scores")])
     run = results["mark"][0]
     assert {"loss-history", "influence", "conflict-final", "loss-history+influence"} <= set(run["detection"])
     assert all(0.0 <= d["auroc"] <= 1.0 for d in run["detection"].values())
-    assert set(run["test_loss"]) == {"nothing", "the harmful rows", "random", "influence"}
+    split = {"harmful rows in influence's first k", "harmful rows after influence's first k"}
+    assert set(run["test_loss"]) == {"nothing", "the harmful rows", "random", "influence"} | split
+    assert sum(run["removed"][what] for what in split) == run["removed"]["the harmful rows"]
     assert "Test loss after removing" in (tmp_path / "table.md").read_text()
+    # research/fusion.py reads the saved scores and combines them by every rule, the package's witness among them
+    lines = _script("fusion").main([str(tmp_path / "scores")])
+    assert any(line.startswith("| witness (0.7) | ") and "mark (initial)" in lines[2] for line in lines)
 
 
 def test_validation_direction_probe_scores_its_variants(sample_data):

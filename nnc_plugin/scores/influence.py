@@ -56,6 +56,10 @@ research/notebook.md): right-labelled rows of one class with a mark, a frame or 
 `Scores.effects` keeps the undivided vbar . grad l_j, the estimated change of the validation loss if the row
 were left out (outputs/groups.py adds it up for a group).
 
+The order: the normalised scores in units of their spread, the rows the network kept getting wrong moved down by
+a bounded amount (loss_witness.py: a second witness for wrong labels on harder images, free, since training
+records every row's loss).
+
 The cost: the search and the recursion take what keeps the whole scoring within `cost_bound` times
 sgd-influence's cost and `epoch_bound` epochs of training (`search_and_depth`), second-order work under
 `free_multiply_adds` multiply-adds not counted.
@@ -65,6 +69,7 @@ import numpy as np
 from ..log import info
 from ..training import snapshots
 from ..training.snapshots import validation_parts
+from .loss_witness import LOSS_WEIGHT, with_loss_witness
 from .registry import Ranking, ReportText, Scores, register
 
 SNAPSHOTS = 8  # points of the last epoch, besides its end, where the validation gradient is averaged
@@ -131,8 +136,9 @@ class Influence(Ranking):
     """Each row's expected SGD-influence on the mean validation loss (module docstring): < 0, the row's
     training steps raised the validation loss."""
     name = "influence"
-    help = ("each row's effect on the validation loss, the default: finds mislabelled rows and rows labelled right "
-            "that still hurt, such as a class with an artefact (docs/evidence.md)")
+    help = ("each row's effect on the validation loss, with its training loss as a second witness, the default: finds "
+            "mislabelled rows and rows labelled right that still hurt, such as a class with an artefact "
+            "(docs/evidence.md)")
     needs_validation = True
     second_order = True
     snapshots = SNAPSHOTS
@@ -143,11 +149,13 @@ class Influence(Ranking):
     search_rows = 128  # the training rows the class-direction search averages the Hessian over
     search_extra = 0  # its Lanczos iterations after the 2 C at which it decides (research/influence_budget.py)
     normalised = True  # each row's score divided by the size of its error in the logits (module docstring)
+    loss_weight = LOSS_WEIGHT  # the training loss's weight as a second witness (loss_witness.py); 0: influence alone
     final_share = None  # None: every point of the last epoch alike; else the final parameters' share of the start
     report = ReportText(
         "how much its training steps changed the model's loss on the validation data (influence)", True,
         "Most harmful samples (lowest influence)",
-        "samples whose training steps raised the validation loss the most",
+        "samples whose training steps raised the validation loss the most (a sample the model kept getting wrong "
+        "while it trained counts a little more)",
         "Most helpful samples (highest influence)",
         "samples whose training steps lowered the validation loss the most; keep these")
 
@@ -168,9 +176,10 @@ class Influence(Ranking):
         info(self._what_it_did(trial, search, depth))
         if self.normalised:
             values, plain = normalised_directional(model, trial.train_data, vbar, trial.batch_size, self.reference)
-            return Scores(values, effects=plain)
-        plain = directional_losses(model, trial.train_data, vbar, trial.batch_size, exact=self.reference)
-        return Scores(plain, effects=plain)
+        else:
+            plain = directional_losses(model, trial.train_data, vbar, trial.batch_size, exact=self.reference)
+            values = plain
+        return Scores(with_loss_witness(values, trial.record.loss_history, self.loss_weight), effects=plain)
 
     def starting_gradient(self, trial):
         """The validation gradient the recursion starts from (module docstring): with `final_share` None, its

@@ -87,8 +87,9 @@ def _add_arguments_without_package(parser):
         help="path to validation dataset csv file (csv); if empty, the model's validation dataset")
     add("-o", "--output", default="influence.csv", help="path to output csv file (csv) default=influence.csv")
     add("-r", "--ranking", choices=RANKINGS, default=None,
-        help="how to rank the rows: influence, each row's effect on the validation loss, the default: finds mislabelled "
-             "rows and rows labelled right that still hurt, such as a class with an artefact (docs/evidence.md); "
+        help="how to rank the rows: influence, each row's effect on the validation loss, with its training loss as a "
+             "second witness, the default: finds mislabelled rows and rows labelled right that still hurt, such as a "
+             "class with an artefact (docs/evidence.md); "
              "loss-history, each row's training loss over the second half of training: finds mislabelled rows, not "
              "rows the network fits that still hurt (docs/evidence.md); loss, each row's loss at the end of training; "
              "self-influence, how much each row's own training step lowers its own loss; sgd-influence, influence on "

@@ -1,0 +1,63 @@
+"""The training loss as a second witness in `influence`'s order.
+
+Influence on the validation loss finds the rows that hurt the validation data whatever their loss: rows the network
+fits that taught it a shortcut, which a loss ranking calls the most helpful, and most wrong labels. On harder images
+it misses some wrong labels that the network keeps getting wrong while it trains, and that `loss-history` finds.
+`influence` orders the rows by
+
+    s_j = infl_j / spread + LOSS_WEIGHT * min(Phi^-1(q_j), 0)
+
+with spread the typical size of the influence scores (their median absolute deviation, times 1.4826: a normal's
+standard deviation), q_j row j's place in the order by training loss (`TrainingRecord.loss_history`, highest
+first) as a fraction of the rows, and Phi^-1 the normal quantile. Only the higher-loss half moves: a row among the
+10% highest losses by at most 0.9 units of influence's spread, among the highest 1% by 1.6, the highest of 50,000
+rows by 2.9, while rows that taught a shortcut sit 2 to 20 units down. The sign of influence is kept (s_j < 0:
+harmful), and `Scores.effects` keeps the estimate of influence alone.
+
+Measured (research/fusion.py, research/notebook.md 2026-12-06; seeds 0-2 from the initialisation, 0-4 from a
+trained model): wrong labels on colour images, AUROC 0.909 / 0.900 (influence alone) -> 0.954 / 0.956; the
+shortcut kinds keep AUROC >= 0.95 with 69% or more of their rows in the first 10% (a frame from a trained model
+the lowest); MNIST wrong labels 0.994 -> 0.996. A weight of 1.0 gains 0.009 on colour and the frame drops to 64%.
+"""
+from statistics import NormalDist
+
+import numpy as np
+
+LOSS_WEIGHT = 0.7
+MAD_TO_SD = 1.4826
+
+
+def typical_size(values):
+    """The spread of `values` that one unit of the combined score stands for: the median absolute deviation (as a
+    normal's standard deviation), or the mean absolute deviation where over half the values are equal."""
+    values = np.asarray(values, dtype=np.float64)
+    deviations = np.abs(values - np.median(values))
+    spread = MAD_TO_SD * np.median(deviations)
+    if not spread > 0:
+        spread = float(np.mean(deviations))
+    return spread if spread > 0 else 1.0
+
+
+def loss_quantiles(losses):
+    """Each row's place in the order by `losses` (highest first) as a standard normal quantile: the first of N rows
+    near Phi^-1(0.5 / N), the median 0. Equal losses share their average place; a loss that is not finite counts as
+    the median."""
+    losses = np.asarray(losses, dtype=np.float64)
+    losses = np.where(np.isfinite(losses), losses, np.median(losses[np.isfinite(losses)]) if np.isfinite(losses).any()
+                      else 0.0)
+    n = len(losses)
+    places = np.empty(n)
+    places[np.argsort(-losses, kind="stable")] = np.arange(n)
+    _, tie, counts = np.unique(-losses, return_inverse=True, return_counts=True)
+    places = (np.bincount(tie, weights=places) / counts)[tie]
+    quantile = NormalDist().inv_cdf
+    return np.array([quantile(f) for f in (places + 0.5) / n])
+
+
+def with_loss_witness(influence, losses, weight=LOSS_WEIGHT):
+    """The module's s_j: `influence` in units of its spread, moved down by `weight` x the harmful half of the rows'
+    loss quantiles (`losses`: each row's training loss). `weight` 0: influence alone, rescaled."""
+    scaled = np.asarray(influence, dtype=np.float64) / typical_size(influence)
+    if not weight:
+        return scaled
+    return scaled + weight * np.minimum(loss_quantiles(losses), 0.0)
