@@ -137,7 +137,6 @@ def _training_plan(options, ranking, project, trained):
                         seed=options.seed, shuffle=project.train_dataset.shuffle if project.train_dataset else True,
                         trace_epochs=options.trace_epochs, keep_step_parameters=ranking.keeps_step_parameters,
                         checkpoints=ranking.checkpoints, snapshots=ranking.snapshots,
-                        snapshot_power=ranking.snapshot_power,
                         first_epoch=max(epochs - options.trace_epochs, 0) if trained is not None else 0)
 
 

@@ -211,32 +211,3 @@ def test_each_trial_draws_its_own_earlier_epochs(tmp_path, digits):
     first, second = (trial_of(options, number).schedule_back(6).indices[:40] for number in (0, 1))
     assert sorted(first) == sorted(second) == list(range(40))
     assert not np.array_equal(first, second)
-
-
-def test_error_weighted_validation_gradient_equals_the_row_by_row_sum(tmp_path, mnist):
-    """The error-weighted validation gradient research candidates start from (gradients.error_weighted_gradient,
-    Influence.snapshot_power), on the MNIST CNN after 5 epochs on 256 rows: at power 0 it is nnabla's own gradient
-    of the mean loss; at power 1/2 it is the explicit sum of each
-    row's loss gradient (a backward pass per row) times |p - y| ** -1/2, the weights scaled to mean 1."""
-    from nnc_plugin.data.dataset import read_dataset
-    from nnc_plugin.model.project import load_project
-    from nnc_plugin.scores.gradients import error_weighted_gradient, output_errors, row_logits
-    from nnc_plugin.training.trainer import TrainingPlan
-    project = load_project(mnist["model"])
-    train_data = read_dataset(str(subset_csv(mnist["train"], tmp_path / "train.csv", 256)))
-    val = read_dataset(str(subset_csv(mnist["val"], tmp_path / "val.csv", 23)))
-    model = Model(project, seed=0)
-    train(model, train_data, TrainingPlan(5, 16, 0))  # fitted unevenly: the weights differ
-
-    def flat(arrays):
-        return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
-    plain = flat(model.loss_gradient(val, 8)[0])
-    np.testing.assert_allclose(flat(error_weighted_gradient(model, val, 8, power=0.0)), plain,
-                               rtol=0, atol=1e-5 * np.abs(plain).max())
-    sizes = np.linalg.norm(output_errors(model, val, row_logits(model, val, 8)), axis=1)
-    weights = sizes ** -0.5 / np.mean(sizes ** -0.5)
-    expected = sum(w * flat(model.loss_gradient(val.subset(np.array([i])), 1)[0]) for i, w in enumerate(weights))
-    expected /= len(val)
-    assert np.linalg.norm(expected - plain) > 0.1 * np.linalg.norm(plain)  # the weights matter here
-    np.testing.assert_allclose(flat(error_weighted_gradient(model, val, 8, power=0.5)), expected,
-                               rtol=0, atol=1e-4 * np.abs(expected).max())

@@ -42,14 +42,3 @@ def test_harm_scores_a_shortcut_and_retrains_without_it(sample_data, tmp_path, m
     # research/fusion.py reads the saved scores and combines them by every rule, the package's witness among them
     lines = _script("fusion").main([str(tmp_path / "scores")])
     assert any(line.startswith("| witness (0.7) | ") and "mark (initial)" in lines[2] for line in lines)
-
-
-def test_validation_direction_probe_scores_its_variants(sample_data):
-    from nnc_plugin.scores import names
-    probe = _script("probe_validation_direction")
-    rows = probe.main(["mark:0", "--rows", "200", "--epochs", "1", "--directions", "loss", "sqrt", "--points",
-                       "average", "final"])
-    assert set(rows["mark:0"]) == {"influence-loss-average", "influence-loss-final", "influence-sqrt-average",
-                                   "influence-sqrt-final"}
-    assert all(0.0 <= measured["auroc"] <= 1.0 for measured in rows["mark:0"].values())
-    assert "influence-sqrt-final" not in names()  # tried in a block, registered nowhere

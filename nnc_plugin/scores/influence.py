@@ -67,7 +67,6 @@ sgd-influence's cost and `epoch_bound` epochs of training (`search_and_depth`), 
 import numpy as np
 
 from ..log import info
-from ..training import snapshots
 from ..training.snapshots import validation_parts
 from .loss_witness import LOSS_WEIGHT, with_loss_witness
 from .registry import Ranking, ReportText, Scores, register
@@ -78,12 +77,6 @@ SNAPSHOTS = 8  # points of the last epoch, besides its end, where the validation
 ROW_COSTS = {"second order": 3.0, "forward": 1.0 / 3.0}
 # Second-order work this small is never bounded: about a tenth of a second on one CPU core, whatever the rows.
 FREE_MULTIPLY_ADDS = 2e8
-
-
-def validation_row_cost(ranking):
-    """What a validation row of the start costs, in training rows: its gradient, after a forward pass for its error
-    where the errors are weighted (snapshot_power)."""
-    return 1.0 + (ROW_COSTS["forward"] if ranking.snapshot_power else 0.0)
 
 
 def second_order_rows(ranking, trial, validation_passes):
@@ -102,7 +95,7 @@ def second_order_rows(ranking, trial, validation_passes):
         epochs = min(epochs, ranking.replay_bound * len(trial.record.epoch_seconds))
     # the validation rows that training took at the snapshots count against the epochs too: the job is training
     # plus scoring, and where the validation set is large beside the training set they are a large part of it
-    snapshot_rows = validation_row_cost(ranking) * n_val * trial.record.snapshots / (trial.record.snapshots + 1)
+    snapshot_rows = n_val * trial.record.snapshots / (trial.record.snapshots + 1)
     allowed = min(ranking.cost_bound * sgd_influence, epochs * n_train - snapshot_rows)
     fixed = validation_passes * n_val + 2 * ROW_COSTS["forward"] * n_train
     free = ranking.free_multiply_adds / (ROW_COSTS["second order"] * 3 * max(trial.project.row_multiply_adds, 1))
@@ -125,7 +118,7 @@ def search_and_depth(ranking, trial):
     cost = search.cost(len(trial.train_data))
     if ranking.cost_bound is None:
         return (search if 0 < cost <= len(trial.schedule_back(MAX_STEPS).indices) else None), MAX_STEPS
-    rows = second_order_rows(ranking, trial, validation_row_cost(ranking))
+    rows = second_order_rows(ranking, trial, 1)
     searched = 0 < cost and cost + PROJECTED_STEPS * trial.batch_size <= rows
     steps = int((rows - (cost if searched else 0)) // trial.batch_size)
     return (search if searched else None), int(np.clip(steps, 1, MAX_STEPS))
@@ -150,7 +143,6 @@ class Influence(Ranking):
     search_extra = 0  # its Lanczos iterations after the 2 C at which it decides (research/influence_budget.py)
     normalised = True  # each row's score divided by the size of its error in the logits (module docstring)
     loss_weight = LOSS_WEIGHT  # the training loss's weight as a second witness (loss_witness.py); 0: influence alone
-    final_share = None  # None: every point of the last epoch alike; else the final parameters' share of the start
     report = ReportText(
         "how much its training steps changed the model's loss on the validation data (influence)", True,
         "Most harmful samples (lowest influence)",
@@ -182,22 +174,15 @@ class Influence(Ranking):
         return Scores(with_loss_witness(values, trial.record.loss_history, self.loss_weight), effects=plain)
 
     def starting_gradient(self, trial):
-        """The validation gradient the recursion starts from (module docstring): with `final_share` None, its
-        average over the final parameters and the last epoch's earlier points (the `trial.record.snapshots` that
-        training/snapshots.py gathered), each point with its share of the validation rows; else `final_share` of
-        it from every validation row at the final parameters and the rest from the earlier points. Each row's
-        error weighted by |e| ** -snapshot_power (0: the validation loss's own gradient)."""
+        """The validation gradient the recursion starts from (module docstring): its average over the final
+        parameters and the last epoch's earlier points (the `trial.record.snapshots` that training/snapshots.py
+        gathered), each point with its share of the validation rows. Research candidates override it."""
         n_val = len(trial.val_data)
         first = validation_parts(n_val, 1 + trial.record.snapshots, trial.seed + 5)[0]
-        at_final = trial.val_data if self.final_share is not None else trial.val_data.subset(first)
-        final = snapshots.validation_direction(trial.model, at_final, trial.batch_size, self.snapshot_power)
+        final, _ = trial.model.loss_gradient(trial.val_data.subset(first), trial.batch_size)
         if trial.record.snapshot_gradient is None:
             return final
-        if self.final_share is None:
-            return [(f * (len(first) / n_val) + s).astype(np.float32)
-                    for f, s in zip(final, trial.record.snapshot_gradient)]
-        share, covered = self.final_share, 1.0 - len(first) / n_val
-        return [(share * f + (1 - share) * s / covered).astype(np.float32)
+        return [(f * (len(first) / n_val) + s).astype(np.float32)
                 for f, s in zip(final, trial.record.snapshot_gradient)]
 
     def _what_it_did(self, trial, search, depth):

@@ -54,7 +54,6 @@ class Ranking:
     second_order = False  # needs second derivatives (nnabla's double backward) through the network
     checkpoints = 0  # needs the parameters at the end of the last this-many epochs
     snapshots = 0  # needs the validation gradient at this many evenly spaced points of the last epoch
-    snapshot_power = 0.0  # ... each validation row's error weighted by |e| ** -snapshot_power (training/snapshots.py)
     report = GENERIC_TEXT
 
     def __init__(self, mode="final", reference=False):

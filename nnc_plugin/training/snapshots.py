@@ -5,7 +5,7 @@ parameters and at `TrainingPlan.snapshots` evenly spaced points before them (sco
 validation row is taken at one of the points (a seeded random split into near-equal parts: one pass over the
 validation rows in all), and the parts at the points before the end are taken while training passes them, so
 the cache keeps one parameter-sized sum instead of a parameter file per point. The part at the final parameters
-is taken when scoring. (`TrainingPlan.snapshot_power` weights each row's error otherwise: research candidates.)
+is taken when scoring.
 """
 import numpy as np
 
@@ -23,22 +23,12 @@ def validation_parts(n_val, points, seed):
     return [np.sort(part) for part in np.array_split(order, points)]
 
 
-def validation_direction(model, dataset, batch_size, power):
-    """The gradient `influence` starts from, over the rows of `dataset` at the model's parameters: the validation
-    loss's (power 0), or with each row's error weighted by |e| ** -power (gradients.error_weighted_gradient;
-    research/results/validation_direction.md measured 1/2 and 1)."""
-    if not power:
-        return model.loss_gradient(dataset, batch_size)[0]
-    from ..scores.gradients import error_weighted_gradient
-    return error_weighted_gradient(model, dataset, batch_size, power)
-
-
 class SnapshotGradient:
-    """The sum, over the snapshots a training passes, of (its part's rows / all validation rows) x
-    `validation_direction` over its part of the validation rows there. `add` is the trainer's snapshot hook."""
+    """The sum, over the snapshots a training passes, of (its part's rows / all validation rows) x the gradient of
+    the mean loss over its part of the validation rows there. `add` is the trainer's snapshot hook."""
 
-    def __init__(self, val_data, points, seed, batch_size, power):
-        self.val_data, self.batch_size, self.power = val_data, batch_size, power
+    def __init__(self, val_data, points, seed, batch_size):
+        self.val_data, self.batch_size = val_data, batch_size
         self.parts = validation_parts(len(val_data), points, seed)
         self.total = None
         self.count = 0
@@ -49,6 +39,6 @@ class SnapshotGradient:
         part = self.parts[self.count]
         if not len(part):
             return
-        gradient = validation_direction(model, self.val_data.subset(part), self.batch_size, self.power)
+        gradient, _ = model.loss_gradient(self.val_data.subset(part), self.batch_size)
         weighted = [(g * (len(part) / len(self.val_data))).astype(np.float64) for g in gradient]
         self.total = weighted if self.total is None else [t + w for t, w in zip(self.total, weighted)]

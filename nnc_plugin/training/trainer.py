@@ -71,7 +71,6 @@ class TrainingPlan:
     #                       with the learning rates the schedule gives them
     checkpoints: int = 0  # keep the parameters at the end of the last this-many epochs (the last: the final ones)
     snapshots: int = 0  # call the snapshot hook at this many evenly spaced points of the last epoch, before its end
-    snapshot_power: float = 0.0  # how the validation rows count there (snapshots.validation_direction)
 
     @property
     def epochs_to_run(self):

@@ -147,7 +147,7 @@ def _key(setup, plan):
         {"epochs": plan.epochs, "batch_size": plan.batch_size, "trace_epochs": plan.trace_epochs,
          "keep_steps": plan.keep_step_parameters, "context": setup.context, "nnabla": nnabla.__version__,
          "normalize": setup.train_data.normalize, "first_epoch": plan.first_epoch, "checkpoints": plan.checkpoints,
-         "snapshots": plan.snapshots, **({"snapshot_power": plan.snapshot_power} if plan.snapshot_power else {})},
+         "snapshots": plan.snapshots},
         setup.val_data.arrays_digest() if gathers_validation else None)
 
 
@@ -158,7 +158,7 @@ def _model(setup, seed):
 def _train_now(setup, plan, model, cache, key):
     """Train `model` as `plan` says into `cache` (emptied first, manifest last); return the `TrainingRecord`."""
     points = 1 + len(snapshot_positions(plan.snapshots, steps_per_epoch(len(setup.train_data), plan.batch_size)))
-    snapshots = (SnapshotGradient(setup.val_data, points, plan.seed + 5, plan.batch_size, plan.snapshot_power)
+    snapshots = (SnapshotGradient(setup.val_data, points, plan.seed + 5, plan.batch_size)
                  if points > 1 and setup.val_data is not None else None)
     cache.start()
     try:
