@@ -17,7 +17,7 @@ from .errors import UserError
 from .files import check_writable, interrupts_held
 from .log import info
 from .model.project import load_project
-from .outputs.groups import describe, find_groups
+from .outputs.groups import describe, find_groups, row_labels
 from .outputs.scored_csv import write_scored_csv
 from .outputs.summary import run_summary, summary_path, trial_facts, write_summary
 from .scores.differentiability import check_differentiable
@@ -103,15 +103,6 @@ def _averaged(measured, setup, ranking):
     for number, group in enumerate(groups, start=1):
         info(describe(group, number))
     return averaged, groups
-
-
-def row_labels(setup):
-    """Every training row's label as its CSV cell reads (the first column a loss compares with; "" without one)."""
-    dataset, targets = setup.train_data, setup.project.target_columns
-    if not targets:
-        return np.array([""] * len(dataset))
-    at = dataset.column_of(targets[0])
-    return np.array([row[at] for row in dataset.rows])
 
 
 def _read_datasets(options, ranking, project):

@@ -68,3 +68,19 @@ def test_no_loss_weight_is_influence_alone_and_odd_inputs_are_handled():
     quantiles = loss_quantiles(np.array([1.0, np.nan, 3.0, 2.0, 2.0]))
     assert quantiles[2] < quantiles[3] == quantiles[4] < quantiles[0]  # highest loss first, ties alike
     assert quantiles[1] == quantiles[3]  # a loss that is not finite counts as the median
+
+
+def test_no_row_passes_the_rows_of_a_group():
+    """Rows of a group acting together (a shortcut's) move by the most any row moves: a hard row that influence ranks
+    just behind them stays behind, however high its loss; without the group it would pass them."""
+    rng = np.random.RandomState(3)
+    influence, losses = rng.normal(0, 1.0, 400), rng.exponential(1.0, 400)
+    group = np.arange(30)
+    influence[group], losses[group] = -2.5 - rng.rand(30), 0.01  # fitted rows, clearly harmful
+    influence[30], losses[30] = -2.0, 100.0  # behind every group row by influence, the highest loss
+    free = with_loss_witness(influence, losses)
+    kept = with_loss_witness(influence, losses, together=group)
+    assert free[30] < free[group].max()  # the witness alone would pass some of them
+    assert kept[30] > kept[group].max()
+    others = np.setdiff1d(np.arange(400), group)
+    np.testing.assert_array_equal(kept[others], free[others])

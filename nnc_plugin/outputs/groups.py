@@ -56,6 +56,15 @@ def find_groups(scores, labels, effects=None):
     return sorted(groups, key=lambda g: -len(g.rows))
 
 
+def row_labels(setup):
+    """Every training row's label as its CSV cell reads (the first column a loss compares with; "" without one)."""
+    dataset, targets = setup.train_data, setup.project.target_columns
+    if not targets:
+        return np.array([""] * len(dataset))
+    at = dataset.column_of(targets[0])
+    return np.array([row[at] for row in dataset.rows])
+
+
 def describe(group, number):
     """One sentence for the log: what group `number` (1-based) is."""
     effect = (f"; together, leaving them out would change the validation loss by about {group.combined_effect:+.3g}"
