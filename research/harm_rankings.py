@@ -24,6 +24,7 @@ move along v (two forward passes per row, a finite difference of the logits). Th
   influence-class-weighted, influence-class-sqrt
                      influence from the validation rows weighted by class, |G_c| ** -1 or -1/2 (G_c: class c's
                      validation gradient at the final parameters), the last epoch's points kept
+  influence-alone    influence without the training loss as its second witness (loss_weight 0)
   (influence-final-only, influence-balanced, influence-sqrt: results/colour_probes.md)
 """
 import numpy as np
@@ -176,6 +177,11 @@ class InfluenceHalfNormalised(Influence):
         return type(scores)(scores.values * np.sqrt(size), effects=scores.effects)
 
 
+class InfluenceAlone(Influence):
+    """`influence` without the training loss as a second witness (scores/loss_witness.py): its scores rescaled."""
+    name, report, loss_weight = "influence-alone", SIGNED, 0.0
+
+
 class InfluenceFinalOnly(Influence):
     """`influence` from the validation gradient at the final parameters alone (no snapshots of the last epoch)."""
     name, report, snapshots = "influence-final-only", SIGNED, 0
@@ -266,7 +272,7 @@ class InfluenceStepPoints(InfluenceClassWeighted):
 
 
 CANDIDATES = (TracInFinal, ConflictFinal, ConflictEpochs, InfluenceConflict, InfluenceCosine, InfluenceCosineSqrt,
-              InfluenceHalfNormalised,
+              InfluenceAlone, InfluenceHalfNormalised,
               InfluenceFinalOnly, InfluenceBalanced, InfluenceClassWeighted, InfluenceClassSqrt, InfluenceStepPoints)
 
 

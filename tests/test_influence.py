@@ -12,8 +12,7 @@ from nnc_plugin.pipeline import score
 from nnc_plugin.scores import registry
 from nnc_plugin.model.network import Model
 from nnc_plugin.scores.influence import Influence
-from nnc_plugin.outputs.groups import find_groups
-from nnc_plugin.scores.loss_witness import with_loss_witness
+from nnc_plugin.scores.loss_witness import influence_order
 from nnc_plugin.training.snapshots import validation_parts
 from nnc_plugin.training.trainer import train
 from nnc_plugin.scores.recursion import KEEP_FALLING, MAX_STEPS, WINDOW, DepthRule
@@ -138,9 +137,8 @@ def test_scores_equal_explicit_formula(tmp_path, digits, ranking, lr, stops_earl
     expected, steps = numpy_expected_influence(theta_of(trial.model), schedule, (x_train, y_train, x_val, y_val),
                                                points, parts, max_steps)
     assert (steps < min(15, max_steps)) == stops_early
-    # the order's second witness (test_loss_witness), no row moved past those of a group acting together
-    together = [r for g in find_groups(expected, np.array([f"{v:g}" for v in y_train.ravel()])) for r in g.rows]
-    expected = with_loss_witness(expected, trial.record.loss_history, together=together)
+    # the order's second witness (test_loss_witness), off where the most harmful rows form a group
+    expected = influence_order(expected, trial.record.loss_history, np.array([f"{v:g}" for v in y_train.ravel()]))
     scale = np.abs(expected).max()
     assert scale > 1e-6  # the problem is not degenerate
     np.testing.assert_allclose(run.scores, expected, rtol=0, atol=(1e-4 if reference else 1e-3) * scale)

@@ -4,7 +4,8 @@ import math
 
 import numpy as np
 
-from nnc_plugin.scores.loss_witness import LOSS_WEIGHT, loss_quantiles, typical_size, with_loss_witness
+from nnc_plugin.scores.loss_witness import (LOSS_WEIGHT, influence_order, loss_quantiles, typical_size,
+                                             with_loss_witness)
 
 
 def normal_quantile(p):
@@ -70,17 +71,16 @@ def test_no_loss_weight_is_influence_alone_and_odd_inputs_are_handled():
     assert quantiles[1] == quantiles[3]  # a loss that is not finite counts as the median
 
 
-def test_no_row_passes_the_rows_of_a_group():
-    """Rows of a group acting together (a shortcut's) move by the most any row moves: a hard row that influence ranks
-    just behind them stays behind, however high its loss; without the group it would pass them."""
+def test_where_the_most_harmful_rows_form_a_group_the_order_is_influence_alone():
+    """Rows of one label that act together (a shortcut's, outputs/groups.py) switch the witness off: the hard
+    clean rows it would bring in beside them are rows the network needs. Without the group it is on."""
     rng = np.random.RandomState(3)
     influence, losses = rng.normal(0, 1.0, 400), rng.exponential(1.0, 400)
-    group = np.arange(30)
-    influence[group], losses[group] = -2.5 - rng.rand(30), 0.01  # fitted rows, clearly harmful
-    influence[30], losses[30] = -2.0, 100.0  # behind every group row by influence, the highest loss
-    free = with_loss_witness(influence, losses)
-    kept = with_loss_witness(influence, losses, together=group)
-    assert free[30] < free[group].max()  # the witness alone would pass some of them
-    assert kept[30] > kept[group].max()
-    others = np.setdiff1d(np.arange(400), group)
-    np.testing.assert_array_equal(kept[others], free[others])
+    labels = np.array([str(c) for c in rng.randint(0, 10, 400)])
+    group = np.arange(40)
+    influence[group], labels[group] = -3.0 - rng.rand(40), "7"
+    np.testing.assert_array_equal(influence_order(influence, losses, labels),
+                                  with_loss_witness(influence, losses, 0.0))
+    shuffled = labels.copy()
+    shuffled[group] = [str(c) for c in rng.randint(0, 10, 40)]  # the same rows, their labels spread: no group
+    np.testing.assert_array_equal(influence_order(influence, losses, shuffled), with_loss_witness(influence, losses))

@@ -57,8 +57,8 @@ research/notebook.md): right-labelled rows of one class with a mark, a frame or 
 were left out (outputs/groups.py adds it up for a group).
 
 The order: the normalised scores in units of their spread, the rows the network kept getting wrong moved down by
-a bounded amount, none past the rows of a group that acts together (loss_witness.py: a second witness for wrong
-labels on harder images, free, since training records every row's loss).
+a bounded amount, unless the most harmful rows form a group acting together (loss_witness.py: a second witness
+for wrong labels on harder images, free, since training records every row's loss).
 
 The cost: the search and the recursion take what keeps the whole scoring within `cost_bound` times
 sgd-influence's cost and `epoch_bound` epochs of training (`search_and_depth`), second-order work under
@@ -68,7 +68,7 @@ import numpy as np
 
 from ..log import info
 from ..training.snapshots import validation_parts
-from .loss_witness import LOSS_WEIGHT, with_loss_witness
+from .loss_witness import LOSS_WEIGHT, influence_order
 from .registry import Ranking, ReportText, Scores, register
 
 SNAPSHOTS = 8  # points of the last epoch, besides its end, where the validation gradient is averaged
@@ -152,7 +152,7 @@ class Influence(Ranking):
         "samples whose training steps lowered the validation loss the most; keep these")
 
     def score(self, trial):
-        from ..outputs.groups import find_groups, row_labels
+        from ..outputs.groups import row_labels
         from .class_directions import find_class_directions
         from .gradients import directional_losses, normalised_directional
         from .recursion import PropagationSettings, expected_direction
@@ -172,8 +172,8 @@ class Influence(Ranking):
         else:
             plain = directional_losses(model, trial.train_data, vbar, trial.batch_size, exact=self.reference)
             values = plain
-        together = [row for group in find_groups(values, row_labels(trial.setup)) for row in group.rows]
-        return Scores(with_loss_witness(values, trial.record.loss_history, self.loss_weight, together), effects=plain)
+        order = influence_order(values, trial.record.loss_history, row_labels(trial.setup), self.loss_weight)
+        return Scores(order, effects=plain)
 
     def starting_gradient(self, trial):
         """The validation gradient the recursion starts from (module docstring): its average over the final
