@@ -27,6 +27,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from ..outputs.groups import find_groups
+
 LOSS_WEIGHT = 0.7
 MAD_TO_SD = 1.4826
 
@@ -70,5 +72,4 @@ def with_loss_witness(influence, losses, weight=LOSS_WEIGHT):
 def influence_order(influence, losses, labels, weight=LOSS_WEIGHT):
     """`influence`'s scores as the package orders them: `with_loss_witness`, or influence alone where its most
     harmful rows form a group (outputs/groups.py; `labels`: each row's label)."""
-    from ..outputs.groups import find_groups
     return with_loss_witness(influence, losses, 0.0 if find_groups(influence, labels) else weight)
