@@ -40,10 +40,8 @@ settle, its final parameters are one point of where it wanders, and the validati
 that point's own displacement rather than the pull of the data. So the recursion starts from the validation
 gradient averaged over the final parameters and SNAPSHOTS earlier, evenly spaced points of the last epoch, each
 validation row taken at one of them (training/snapshots.py gathers the earlier points' parts while training
-runs, so the cache keeps one sum, not a parameter file per point). Weighting each validation row's error by
-|e|^-1/2 and taking half the start at the final parameters gained on wrong labels in colour images (AUROC
-0.909 -> 0.925 from a bare .nntxt, 0.900 -> 0.929 from a trained model) and lost a held-out shortcut (a bar on
-one class, seed 1, from the same trained model: 1.000 -> 0.804); not kept (research/results/validation_direction.md).
+runs, so the cache keeps one sum, not a parameter file per point). Other starts measured and not kept:
+research/results/validation_direction.md.
 
 Each row's error divided out: by the chain rule vbar . grad l_j = e_j . zdot_j, with e_j = d l_j / d z_j the
 row's error in the network's logits z (p - y for a softmax cross-entropy) and zdot_j how the row's logits move
