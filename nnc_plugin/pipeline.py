@@ -96,13 +96,19 @@ def score_trial(trial, ranking):
 
 def _averaged(measured, setup, ranking):
     """(the trials' scores averaged, the groups of harmful rows among them, outputs/groups.py), said in the log."""
-    averaged = np.mean([result.values for _, result, _ in measured], axis=0)
-    effects = (np.mean([result.effects for _, result, _ in measured], axis=0)
-               if all(result.effects is not None for _, result, _ in measured) else None)
-    groups = find_groups(averaged, row_labels(setup), effects) if ranking.needs_validation else []
+    results = [result for _, result, _ in measured]
+    averaged = _mean_of(results, "values")
+    groups = (find_groups(averaged, row_labels(setup), _mean_of(results, "effects"), _mean_of(results, "losses"))
+              if ranking.needs_validation else [])
     for number, group in enumerate(groups, start=1):
         info(describe(group, number))
     return averaged, groups
+
+
+def _mean_of(results, field):
+    """The trials' `field` of their `Scores` averaged, or None where a trial has none."""
+    arrays = [getattr(result, field) for result in results]
+    return None if any(a is None for a in arrays) else np.mean(arrays, axis=0)
 
 
 def _read_datasets(options, ranking, project):

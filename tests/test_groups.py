@@ -1,7 +1,7 @@
 """Groups of harmful rows that act together (outputs/groups.py), on scores whose truth is known."""
 import numpy as np
 
-from nnc_plugin.outputs.groups import CONCENTRATION, MIN_ROWS, find_groups
+from nnc_plugin.outputs.groups import CONCENTRATION, MIN_ROWS, describe, find_groups
 
 
 def _labels(n, rng):
@@ -50,6 +50,25 @@ def test_only_harmful_rows_count():
     assert [g.label for g in find_groups(scores, labels)] == ["3"]
 
 
+def test_a_group_says_whether_the_network_fits_its_rows():
+    """With each row's training loss, a group whose rows mostly have losses below the median is fitted (a
+    shortcut's rows), one whose rows mostly have losses above it is not (wrong labels of two look-alike classes);
+    the log's sentence says which, and without losses neither is claimed."""
+    rng = np.random.RandomState(4)
+    labels = _labels(1000, rng)
+    scores, losses = rng.uniform(0, 1, 1000), rng.uniform(0.5, 1.5, 1000)
+    threes = np.flatnonzero(labels == "3")[:60]
+    scores[threes] = -1.0
+    losses[threes[:40]] = 0.01
+    fitted = find_groups(scores, labels, losses=losses)[0]
+    assert fitted.fitted is True and "fits most of them" in describe(fitted, 1)
+    losses[threes[:40]] = 9.0
+    misfit = find_groups(scores, labels, losses=losses)[0]
+    assert misfit.fitted is False and "check their labels" in describe(misfit, 1)
+    unknown = find_groups(scores, labels)[0]
+    assert unknown.fitted is None and "artefact" in describe(unknown, 1)
+
+
 def test_a_shortcut_in_one_class_is_found_shown_and_removed_as_a_group(tmp_path, sample_data, cli):
     """MNIST digits with a white square on three quarters of the 7s of training (benchmarks/harm_data.py's mark;
     every label right) and on a quarter of the validation rows of every class: `score` ranks the marked 7s first
@@ -74,9 +93,11 @@ def test_a_shortcut_in_one_class_is_found_shown_and_removed_as_a_group(tmp_path,
     with open(str(output) + ".summary.json", encoding="utf-8") as f:
         groups = json.load(f)["groups"]
     assert groups and groups[0]["label"] == "7" and len(set(groups[0]["rows"]) & marked) >= 0.8 * len(groups[0]["rows"])
+    assert groups[0]["fitted"] is True  # the network learned the marked 7s: their training loss is low
     report = tmp_path / "report.html"
     cli("report", "-i", output, "-o", report)
-    assert "Harmful rows that act together" in report.read_text(encoding="utf-8")
+    page = report.read_text(encoding="utf-8")
+    assert "Harmful rows that act together" in page and "The network fits most of them" in page
     cleansed = tmp_path / "cleansed.csv"
     cli("cleanse", "-i", output, "-o", cleansed, "--group", "1")
     assert len(read_csv(cleansed)) == 2001 - len(groups[0]["rows"])

@@ -71,16 +71,20 @@ def test_no_loss_weight_is_influence_alone_and_odd_inputs_are_handled():
     assert quantiles[1] == quantiles[3]  # a loss that is not finite counts as the median
 
 
-def test_where_the_most_harmful_rows_form_a_group_the_order_is_influence_alone():
-    """Rows of one label that act together (a shortcut's, outputs/groups.py) switch the witness off: the hard
-    clean rows it would bring in beside them are rows the network needs. Without the group it is on."""
+def test_a_group_the_network_fits_switches_the_witness_off_and_one_it_gets_wrong_keeps_it():
+    """Rows of one label that act together and that the network fits (a shortcut's, outputs/groups.py) switch the
+    witness off: the hard clean rows it would bring in beside them are rows the network needs. The same group with
+    high training losses (wrong labels between two look-alike classes) keeps it, and so do rows with no group."""
     rng = np.random.RandomState(3)
     influence, losses = rng.normal(0, 1.0, 400), rng.exponential(1.0, 400)
     labels = np.array([str(c) for c in rng.randint(0, 10, 400)])
     group = np.arange(40)
     influence[group], labels[group] = -3.0 - rng.rand(40), "7"
-    np.testing.assert_array_equal(influence_order(influence, losses, labels),
-                                  with_loss_witness(influence, losses, 0.0))
+    fitted, misfit = losses.copy(), losses.copy()
+    fitted[group], misfit[group] = 0.01 * rng.rand(40), 5.0 + rng.rand(40)
+    np.testing.assert_array_equal(influence_order(influence, fitted, labels),
+                                  with_loss_witness(influence, fitted, 0.0))
+    np.testing.assert_array_equal(influence_order(influence, misfit, labels), with_loss_witness(influence, misfit))
     shuffled = labels.copy()
     shuffled[group] = [str(c) for c in rng.randint(0, 10, 40)]  # the same rows, their labels spread: no group
-    np.testing.assert_array_equal(influence_order(influence, losses, shuffled), with_loss_witness(influence, losses))
+    np.testing.assert_array_equal(influence_order(influence, fitted, shuffled), with_loss_witness(influence, fitted))

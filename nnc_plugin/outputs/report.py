@@ -273,19 +273,28 @@ def _groups(table, summary, columns):
     position_of = {int(index): position for position, index in enumerate(table.indices)}
     parts = ['<h2 id="groups">Harmful rows that act together</h2>',
              '<p class="note">Many of the most harmful rows share a label: together they pull the network the same '
-             'way, as rows that share an artefact, a mark or a shortcut do, even when every label is right. Look at '
-             'a few of them; the plugin <i>Data_cleansing_cleansed_dataset</i> with <b>--group</b> (or '
-             '<code>nnc-cleanse cleanse --group N</code>) removes a whole group.</p>']
+             'way. Rows the network fits that do so often share an artefact, a mark or a shortcut, even when every '
+             'label is right; rows it keeps getting wrong are more often wrong labels between two look-alike '
+             'classes. Look at a few of them; the plugin <i>Data_cleansing_cleansed_dataset</i> with '
+             '<b>--group</b> (or <code>nnc-cleanse cleanse --group N</code>) removes a whole group.</p>']
     for number, group in enumerate(groups, start=1):
         effect = (f"; removing them all would change the validation loss by about "
                   f"{html.escape(_format(group['combined_effect']))} (a first estimate)"
                   if group.get("combined_effect") is not None else "")
         parts.append(f'<h3>Group {number}: {len(group["rows"])} rows labelled <b>{html.escape(group["label"])}</b>'
                      f'</h3><p class="note">{group["share_of_top"]:.0%} of the most harmful rows, against '
-                     f'{group["share_of_data"]:.0%} of all rows{effect}.</p>')
+                     f'{group["share_of_data"]:.0%} of all rows{effect}.{_fit_note(group.get("fitted"))}</p>')
         shown = [position_of[r] for r in group["rows"][:SHOWN_ROWS] if r in position_of]
         parts.append(_grid(table, shown, columns, "group", ""))
     return "\n".join(parts)
+
+
+def _fit_note(fitted):
+    """A sentence on whether the network fits a group's rows (outputs/groups.py), "" where not known."""
+    if fitted is None:
+        return ""
+    return (" The network fits most of them: look for what they share besides the label." if fitted else
+            " The network kept getting most of them wrong: check their labels.")
 
 
 def _details(table, summary):

@@ -170,8 +170,9 @@ class Influence(Ranking):
         else:
             plain = directional_losses(model, trial.train_data, vbar, trial.batch_size, exact=self.reference)
             values = plain
-        order = influence_order(values, trial.record.loss_history, row_labels(trial.setup), self.loss_weight)
-        return Scores(order, effects=plain)
+        losses = trial.record.loss_history
+        return Scores(influence_order(values, losses, row_labels(trial.setup), self.loss_weight), effects=plain,
+                      losses=losses)
 
     def starting_gradient(self, trial):
         """The validation gradient the recursion starts from (module docstring): its average over the final

@@ -24,11 +24,13 @@ FALLBACK_RANKING = "loss-history"
 
 @dataclass
 class Scores:
-    """What a ranking may return instead of a bare array: the scores (lower: more harmful), and each row's
-    estimated effect on the validation loss if it were left out (negative: the loss would fall), where the ranking
-    estimates one (outputs/groups.py adds them up for a group)."""
+    """What a ranking may return instead of a bare array: the scores (lower: more harmful), each row's estimated
+    effect on the validation loss if it were left out (negative: the loss would fall), where the ranking estimates
+    one (outputs/groups.py adds them up for a group), and each row's training loss, where the ranking used it
+    (a group says whether the network fits its rows)."""
     values: np.ndarray
     effects: Optional[np.ndarray] = None
+    losses: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
