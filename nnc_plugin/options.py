@@ -239,7 +239,8 @@ class CleanseOptions:
         help="instead, remove every row whose score (influence column) is below this value (float)")
     group: Optional[int] = option(
         "-g", "--group", type=int,
-        help="instead, remove the rows of this group of harmful rows that act together (the report lists the "
+        help="instead, remove all the rows of this group of harmful rows that act together, clean rows of its "
+             "class among them (the report lists the "
              "groups, numbered from 1) (int)")
 
 

@@ -8,15 +8,16 @@ Usage:  .venv/bin/python research/harm.py [--kinds mark border tint stripes sour
 Every kind trains its network with Adam at NNC's defaults (alpha 0.001) for --epochs epochs: the image kinds the
 MNIST sample's CNN, colour-flips benchmarks/networks/colour_cnn.nntxt, leak benchmarks/networks/table_mlp.nntxt;
 mnist-flips is the MNIST sample's noisy-label CSV (noise seed = --seeds); --network mlp puts the image kinds on a
-held-out MLP. --start trained first trains the
-project with nnabla_cli (as NNC does) and scores its results.nnp, the plugin's default path. Each ranking (the
-package's, and the candidates of research/harm_rankings.py) scores the training CSV; the table gives AUROC of the
-harmful rows and their share in the first 10%, mean over the seeds. Rankings fused by rank ("a+b": each row at
-the better of its two ranks) are computed from the scores. --retrain S removes each listed ranking's first k
-rows (k: the number of harmful rows), the harmful rows themselves, k random rows and nothing, retrains from
-scratch with S seeds and reports the test loss ("a/2+b": a's ranks counted twice); --split R also removes the
-harmful rows R puts in its first k, and apart from them those it puts after (do the ones it misses hurt?). Prints the tables and writes benchmarks/out/harm_<start>.md and
-.json. --rows and --epochs shrink the runs (the tests use them).
+held-out MLP. --start trained first trains the project with nnabla_cli (as NNC does) and scores its results.nnp,
+the plugin's default path. Each ranking (the package's, and the candidates of research/harm_rankings.py) scores the
+training CSV; the table gives AUROC of the harmful rows and their share in the first 10%, mean over the seeds.
+Rankings fused by rank ("a+b": each row at the better of its two ranks) are computed from the scores. --retrain S
+removes each listed ranking's first k rows (k: the number of harmful rows), the harmful rows themselves, k random
+rows and nothing, retrains from scratch with S seeds (from --retrain-first on) and reports the test loss ("a/2+b":
+a's ranks counted twice); --split R also removes the harmful rows R puts in its first k, and apart from them those
+it puts after (do the ones it misses hurt?); --retrain-groups also removes the rows of the groups each ranking's
+run shows. Prints the tables and writes benchmarks/out/harm_<start>.md and .json. --rows and --epochs shrink the
+runs (the tests use them).
 """
 import argparse
 import os
@@ -116,8 +117,9 @@ def fused(first, second, weight=1):
 
 
 def score_all(inputs, rankings, folder, epochs, trials=1):
-    """{ranking: scores} of one dataset (each ranking's scores averaged over `trials` trials, its -nt)."""
-    found = {}
+    """({ranking: scores}, {ranking: the rows of the groups its run shows}) of one dataset (each ranking's scores
+    averaged over `trials` trials, its -nt; the groups of outputs/groups.py, what `cleanse --group` removes)."""
+    found, groups = {}, {}
     for name in rankings:
         needs = registry.create(name)
         # rankings that keep the same parameters during training share one training
@@ -125,14 +127,15 @@ def score_all(inputs, rankings, folder, epochs, trials=1):
         run = score(ScoreOptions(**inputs, ranking=name, epochs=epochs, n_trials=trials,
                                  output=os.path.join(folder, "s.csv"), cache_dir=cache))
         found[name] = run.scores
+        groups[name] = sorted({row for group in run.summary.get("groups", []) for row in group["rows"]})
     for a, b, weight in FUSIONS:
         if a in found and b in found:
             found[f"{a}{'' if weight == 1 else f'/{weight}'}+{b}"] = fused(found[a], found[b], weight)
-    return found
+    return found, groups
 
 
 def retrain(model, folder, train_name, removals, seeds, epochs):
-    """{what was removed: mean test loss over the seeds}, retraining from scratch without each set of rows."""
+    """{what was removed: each retraining seed's test loss}, retraining from scratch without each set of rows."""
     from nnc_plugin.data.dataset import read_dataset
     from nnc_plugin.evaluate import retrain_and_test
     from nnc_plugin.model.project import load_project
@@ -142,9 +145,8 @@ def retrain(model, folder, train_name, removals, seeds, epochs):
     losses = {}
     for what, removed in removals.items():
         keep = np.setdiff1d(np.arange(len(train)), removed)
-        losses[what] = float(np.mean([retrain_and_test(project, train.subset(keep), test,
-                                                       TrainingPlan(epochs, project.batch_size, seed))[1]
-                                      for seed in range(seeds)]))
+        losses[what] = [float(retrain_and_test(project, train.subset(keep), test,
+                                               TrainingPlan(epochs, project.batch_size, seed))[1]) for seed in seeds]
     return losses
 
 
@@ -157,7 +159,7 @@ def run_kind(kind, seed, args, workdir):
     inputs = {"model": model, "input_train": train_csv, "input_val": os.path.join(folder, "val.csv")}
     if args.start == "trained":
         inputs["model"] = nnabla_cli_training(model, work, train_csv, args.epochs)
-    scores = score_all(inputs, args.rankings, work, args.epochs, args.trials)
+    scores, groups = score_all(inputs, args.rankings, work, args.epochs, args.trials)
     if args.save_scores:  # for fusions studied afterwards (research/fusion.py)
         os.makedirs(args.save_scores, exist_ok=True)
         np.savez(os.path.join(args.save_scores, f"{kind}_s{seed}_{args.start}.npz"), harmful=harmful,
@@ -169,12 +171,17 @@ def run_kind(kind, seed, args, workdir):
         removals = {"nothing": np.array([], dtype=int), "the harmful rows": np.flatnonzero(harmful),
                     "random": np.random.RandomState(10_000 + seed).permutation(len(harmful))[:k]}
         removals.update({name: np.argsort(scores[name], kind="stable")[:k] for name in args.retrain_rankings})
+        if args.retrain_groups:  # what `cleanse --group` removes, as the report suggests for a shortcut
+            removals.update({f"{name}'s groups": np.array(groups[name], dtype=int)
+                             for name in args.retrain_rankings if groups.get(name)})
         for name in args.split:  # do the harmful rows a ranking misses hurt the test data as the ones it finds do?
             first = np.zeros(len(harmful), dtype=bool)
             first[np.argsort(scores[name], kind="stable")[:k]] = True
             removals[f"harmful rows in {name}'s first k"] = np.flatnonzero(harmful & first)
             removals[f"harmful rows after {name}'s first k"] = np.flatnonzero(harmful & ~first)
-        result["test_loss"] = retrain(model, folder, train_name, removals, args.retrain, args.epochs)
+        seeds = range(args.retrain_first, args.retrain_first + args.retrain)
+        result["test_losses"] = retrain(model, folder, train_name, removals, seeds, args.epochs)
+        result["test_loss"] = {what: float(np.mean(each)) for what, each in result["test_losses"].items()}
         result["removed"] = {what: len(rows) for what, rows in removals.items()}
     print(kind, seed, {n: round(d["auroc"], 3) for n, d in detection.items()}, result.get("test_loss"),
           file=sys.stderr, flush=True)
@@ -188,6 +195,10 @@ def main(argv=None):
     parser.add_argument("--start", choices=("initial", "trained"), default="initial")
     parser.add_argument("--rankings", nargs="+", default=DEFAULT_RANKINGS)
     parser.add_argument("--retrain", type=int, default=0, help="retraining seeds (0: no remove-and-retrain)")
+    parser.add_argument("--retrain-groups", action="store_true",
+                        help="with --retrain: also remove the rows of the groups each ranking's run shows")
+    parser.add_argument("--retrain-first", type=int, default=0,
+                        help="the first retraining seed (more retrainings without repeating earlier ones)")
     parser.add_argument("--retrain-rankings", nargs="+", default=["loss-history", "influence",
                                                                    "loss-history+influence", "loss-history/2+influence"])
     parser.add_argument("--split", nargs="*", default=[],

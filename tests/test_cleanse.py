@@ -112,3 +112,30 @@ def test_refuses_to_overwrite_inputs_and_reads_only_scored_csvs(tmp_path, scored
     assert result.returncode == 2 and "Row 4 of" in result.stderr and "'abc' is not a finite number" in result.stderr
     assert "Traceback" not in result.stderr
     assert {p: _digest(p) for p in before} == before
+
+
+def test_a_group_that_holds_most_of_its_class_is_removed_with_a_warning(tmp_path, scored_digits, cli):
+    """Removing a group whole also removes the clean rows of its class beside the harmful ones; where it holds most
+    of its label's rows, `cleanse --group` says so (measured: such removals hurt), and removes it all the same."""
+    import json
+    import shutil
+    scored = tmp_path / "influence.csv"
+    shutil.copy(scored_digits["csv"], scored)
+    with open(scored_digits["csv"] + ".summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    labels = [row[1] for row in read_csv(scored_digits["train"])[1:]]
+    threes = [i for i, label in enumerate(labels) if label == "3"]
+    summary["groups"] = [
+        {"label": "3", "rows": threes[:int(0.8 * len(threes))], "share_of_top": 0.6,
+         "share_of_data": len(threes) / len(labels), "combined_effect": None, "fitted": True},
+        {"label": "3", "rows": threes[:int(0.3 * len(threes))], "share_of_top": 0.3,
+         "share_of_data": len(threes) / len(labels), "combined_effect": None, "fitted": True}]
+    with open(str(scored) + ".summary.json", "w", encoding="utf-8") as f:
+        json.dump(summary, f)
+    most = cli("cleanse", "-i", scored, "-o", tmp_path / "most.csv", "--group", "1")
+    kept = len(threes) - int(0.8 * len(threes))
+    assert f"Warning: group 1 holds {int(0.8 * len(threes))} of the {len(threes)} rows labelled 3" in most.stderr
+    assert f"sees only {kept} rows of that class" in most.stderr
+    assert len(read_csv(tmp_path / "most.csv")) - 1 == len(labels) - int(0.8 * len(threes))
+    some = cli("cleanse", "-i", scored, "-o", tmp_path / "some.csv", "--group", "2")
+    assert "Warning" not in some.stderr

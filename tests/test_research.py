@@ -30,13 +30,16 @@ def test_harm_scores_a_shortcut_and_retrains_without_it(sample_data, tmp_path, m
     harm = _script("harm")
     monkeypatch.setattr(harm, "publish", lambda name, table, raw: (tmp_path / "table.md").write_text(table))
     results = harm.main(["--kinds", "mark", "--seeds", "0", "--rows", "200", "--epochs", "1", "--rankings",
-                         "loss-history", "influence", "conflict-final", "--retrain", "1", "--retrain-rankings",
-                         "influence", "--split", "influence", "--save-scores", str(tmp_path / "scores")])
+                         "loss-history", "influence", "conflict-final", "--retrain", "1", "--retrain-first", "4",
+                         "--retrain-groups", "--retrain-rankings", "influence", "--split", "influence",
+                         "--save-scores", str(tmp_path / "scores")])
     run = results["mark"][0]
     assert {"loss-history", "influence", "conflict-final", "loss-history+influence"} <= set(run["detection"])
     assert all(0.0 <= d["auroc"] <= 1.0 for d in run["detection"].values())
     split = {"harmful rows in influence's first k", "harmful rows after influence's first k"}
-    assert set(run["test_loss"]) == {"nothing", "the harmful rows", "random", "influence"} | split
+    groups = {"influence's groups"} & set(run["test_loss"])  # the rows `cleanse --group` removes, where any
+    assert set(run["test_loss"]) - groups == {"nothing", "the harmful rows", "random", "influence"} | split
+    assert all(len(each) == 1 and [run["test_loss"][what]] == each for what, each in run["test_losses"].items())
     assert sum(run["removed"][what] for what in split) == run["removed"]["the harmful rows"]
     assert "Test loss after removing" in (tmp_path / "table.md").read_text()
     # research/fusion.py reads the saved scores and combines them by every rule, the package's witness among them

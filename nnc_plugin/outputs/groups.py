@@ -13,7 +13,9 @@ figure (rows that act together can do more together). Where the ranking knows ea
 a group is "fitted" when most of its rows' losses are below the median: the network learned them, as it learns a
 shortcut's rows; a group the network keeps getting wrong is more often wrong labels between two look-alike classes.
 
-The groups go into the run summary (summary.py), the report shows them, and `cleanse --group K` removes one.
+The groups go into the run summary (summary.py), the report shows them, and `cleanse --group K` removes one (with
+a warning where it holds most of its label's rows: removing such a group whole hurt, research/results/
+loss_witness.md section 8).
 """
 from dataclasses import asdict, dataclass
 from typing import List, Optional
@@ -65,7 +67,10 @@ def _fitted(members, losses):
     if losses is None:
         return None
     losses = np.asarray(losses, dtype=np.float64)
-    return bool(np.mean(losses[members] < np.median(losses)) > 0.5)
+    finite = np.isfinite(losses)
+    if not finite.any():
+        return None
+    return bool(np.mean(losses[members] < np.median(losses[finite])) > 0.5)
 
 
 def row_labels(setup):
@@ -83,11 +88,12 @@ def describe(group, number):
               if group.combined_effect is not None else "")
     return (f"Group {number}: {len(group.rows)} of the most harmful rows are labelled {group.label} "
             f"({group.share_of_top:.0%} of the most harmful rows, against {group.share_of_data:.0%} of all rows)"
-            f"{effect}; {reading(group)}; look at them together in the report; "
-            f"`nnc-cleanse cleanse --group {number}` removes them.")
+            f"{effect}; {likely_cause(group)}; look at them together in the report. A group also holds clean rows "
+            f"of its class: remove the rows that carry the fault rather than the whole group "
+            f"(`nnc-cleanse cleanse --group {number}` removes them all).")
 
 
-def reading(group):
+def likely_cause(group):
     """What the group most likely is, from whether the network fits its rows."""
     if group.fitted is None:
         return "rows that share an artefact, a mark or a shortcut act so"

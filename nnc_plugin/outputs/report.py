@@ -275,8 +275,10 @@ def _groups(table, summary, columns):
              '<p class="note">Many of the most harmful rows share a label: together they pull the network the same '
              'way. Rows the network fits that do so often share an artefact, a mark or a shortcut, even when every '
              'label is right; rows it keeps getting wrong are more often wrong labels between two look-alike '
-             'classes. Look at a few of them; the plugin <i>Data_cleansing_cleansed_dataset</i> with '
-             '<b>--group</b> (or <code>nnc-cleanse cleanse --group N</code>) removes a whole group.</p>']
+             'classes. Look at a few of them. A group also holds clean rows of its class, which the network needs: '
+             'remove the rows that carry the fault (the first rows of the ranking) rather than the whole group '
+             '(the plugin <i>Data_cleansing_cleansed_dataset</i> with <b>--group</b>, or '
+             '<code>nnc-cleanse cleanse --group N</code>, removes them all).</p>']
     for number, group in enumerate(groups, start=1):
         effect = (f"; removing them all would change the validation loss by about "
                   f"{html.escape(_format(group['combined_effect']))} (a first estimate)"

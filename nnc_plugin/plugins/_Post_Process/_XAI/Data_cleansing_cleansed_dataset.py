@@ -66,7 +66,8 @@ def build_parser(package=True):
         add("-th", "--threshold", type=float, default=None,
             help="instead, remove every row whose score (influence column) is below this value (float)")
         add("-g", "--group", type=int, default=None,
-            help="instead, remove the rows of this group of harmful rows that act together (the report lists the "
+            help="instead, remove all the rows of this group of harmful rows that act together, clean rows of its "
+                 "class among them (the report lists the "
                  "groups, numbered from 1) (int)")
     return parser
 
