@@ -71,10 +71,12 @@ def test_no_loss_weight_is_influence_alone_and_odd_inputs_are_handled():
     assert quantiles[1] == quantiles[3]  # a loss that is not finite counts as the median
 
 
-def test_a_group_the_network_fits_switches_the_witness_off_and_one_it_gets_wrong_keeps_it():
-    """Rows of one label that act together and that the network fits (a shortcut's, outputs/groups.py) switch the
-    witness off: the hard clean rows it would bring in beside them are rows the network needs. The same group with
-    high training losses (wrong labels between two look-alike classes) keeps it, and so do rows with no group."""
+def test_a_group_the_network_fits_turns_the_witness_around_in_its_class_and_one_it_gets_wrong_keeps_it():
+    """Rows of one label that act together and that the network fits (a shortcut's, outputs/groups.py): the other
+    labels are ordered by influence alone (the hard clean rows the witness would bring in are rows the network
+    needs), and inside the group's label the rows the network finds hard (the clean ones that lack the shortcut)
+    move back by the witness's amount. The same group with high training losses (wrong labels between two
+    look-alike classes) keeps the witness, and so do rows with no group."""
     rng = np.random.RandomState(3)
     influence, losses = rng.normal(0, 1.0, 400), rng.exponential(1.0, 400)
     labels = np.array([str(c) for c in rng.randint(0, 10, 400)])
@@ -82,8 +84,13 @@ def test_a_group_the_network_fits_switches_the_witness_off_and_one_it_gets_wrong
     influence[group], labels[group] = -3.0 - rng.rand(40), "7"
     fitted, misfit = losses.copy(), losses.copy()
     fitted[group], misfit[group] = 0.01 * rng.rand(40), 5.0 + rng.rand(40)
-    np.testing.assert_array_equal(influence_order(influence, fitted, labels),
-                                  with_loss_witness(influence, fitted, 0.0))
+    order, alone, witness = (influence_order(influence, fitted, labels), with_loss_witness(influence, fitted, 0.0),
+                             with_loss_witness(influence, fitted))
+    sevens = labels == "7"
+    np.testing.assert_array_equal(order[~sevens], alone[~sevens])
+    np.testing.assert_allclose(order[sevens] - alone[sevens], alone[sevens] - witness[sevens])
+    assert np.all(order[sevens] >= alone[sevens]) and np.any(order[sevens] > alone[sevens])
+    np.testing.assert_array_equal(order[group], alone[group])  # the fitted rows themselves stay where they are
     np.testing.assert_array_equal(influence_order(influence, misfit, labels), with_loss_witness(influence, misfit))
     shuffled = labels.copy()
     shuffled[group] = [str(c) for c in rng.randint(0, 10, 40)]  # the same rows, their labels spread: no group

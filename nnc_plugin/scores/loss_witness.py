@@ -13,12 +13,15 @@ first) as a fraction of the rows, and Phi^-1 the normal quantile. Only the highe
 10% highest losses by at most 0.9 units of influence's spread, among the highest 1% by 1.6, the highest of 50,000
 rows by 2.9, while rows that taught a shortcut sit 2 to 20 units down. Where influence's most harmful rows form
 a group that the network fits (rows of one label that act together, most of them with a training loss below the
-median, as a shortcut's rows: outputs/groups.py, the report's groups), the order is influence's alone: removing a
-shortcut helps only if nearly all its rows go, and the hard clean rows the witness would bring in beside them are
-rows the network needs (measured: a frame on one class, removing the first k won back 34% of what removing its
-rows won with the witness, 77% without). A group the network keeps getting wrong (wrong labels between two
-look-alike classes, as the 4s labelled 9 of one colour-image model) keeps the witness. The sign of influence is kept
-(s_j < 0: harmful), and `Scores.effects` keeps the estimate of influence alone.
+median, as a shortcut's rows: outputs/groups.py, the report's groups), the witness is off for the other labels
+and turns around inside the group's label: there the rows the network finds hard are the clean ones that lack
+the shortcut, the rows that teach the class without it, and they move back (towards helpful) by as much as a
+hard row elsewhere would move forward. Removing a shortcut helps only if its rows go and the clean rows of its
+class stay (measured, research/results/loss_witness.md sections 6-9: with the witness on every row, a frame on one
+class won back 34% of what removing its rows won, 77% without; the clean rows of a barred class in the first k
+cost a third of the gain). A group the network keeps getting wrong (wrong labels between two look-alike
+classes, as the 4s labelled 9 of one colour-image model) keeps the witness as everywhere. The sign of influence
+is kept (s_j < 0: harmful), and `Scores.effects` keeps the estimate of influence alone.
 
 Measured (research/results/loss_witness.md; colour seeds 0-4, every other kind 0-2, from a bare .nntxt / from a
 trained model): wrong labels on colour images, AUROC 0.905 / 0.899 (influence alone) -> 0.954 / 0.956, with 68% /
@@ -72,7 +75,12 @@ def with_loss_witness(influence, losses, weight=LOSS_WEIGHT):
 
 
 def influence_order(influence, losses, labels, weight=LOSS_WEIGHT):
-    """`influence`'s scores as the package orders them: `with_loss_witness`, or influence alone where its most
-    harmful rows form a group that the network fits (outputs/groups.py; `labels`: each row's label)."""
-    shortcut = any(group.fitted for group in find_groups(influence, labels, losses=losses))
-    return with_loss_witness(influence, losses, 0.0 if shortcut else weight)
+    """`influence`'s scores as the package orders them (`labels`: each row's label): `with_loss_witness`, or,
+    where influence's most harmful rows form groups that the network fits (outputs/groups.py), influence alone
+    with the witness turned around in those groups' labels."""
+    shortcut_labels = [group.label for group in find_groups(influence, labels, losses=losses) if group.fitted]
+    if not shortcut_labels:
+        return with_loss_witness(influence, losses, weight)
+    in_shortcut_class = np.isin(np.asarray(labels).astype(str), shortcut_labels)
+    return with_loss_witness(influence, losses, 0.0) - weight * in_shortcut_class * np.minimum(
+        loss_quantiles(losses), 0.0)
