@@ -25,8 +25,10 @@ is kept (s_j < 0: harmful), and `Scores.effects` keeps the estimate of influence
 
 Measured (research/results/loss_witness.md; colour seeds 0-4, every other kind 0-2, from a bare .nntxt / from a
 trained model): wrong labels on colour images, AUROC 0.905 / 0.899 (influence alone) -> 0.954 / 0.956, with 68% /
-67% of them in the first 10% (55% / 52%); MNIST's 0.994 / 0.992 -> 0.996 / 0.995; every shortcut kind formed a
-fitted group, so its order is influence's.
+67% of them in the first 10% (55% / 52%); MNIST's 0.994 / 0.992 -> 0.996 / 0.995. Every shortcut kind formed a
+fitted group; the turned witness raised the share of the harmful rows' remove-and-retrain gain that removing the
+first k won on the bar from 0.69 to 0.89 and on the frame from 0.82 to 1.12 (bare .nntxt), and lowered the
+frame's from a trained model from 0.77 to 0.70.
 """
 from statistics import NormalDist
 
