@@ -108,7 +108,7 @@ def _warn_if_the_group_takes_its_class(group, n_rows, number):
     network hardly learns that class. Measured (research/results/loss_witness.md section 8): a shortcut on three
     quarters of one class, its group removed whole left 2-23% of the class and gained nothing or made the test loss
     worse than removing nothing, while removing the ranking's first rows helped."""
-    of_label = int(round(group["share_of_data"] * n_rows))
+    of_label = int(round(group.get("share_of_data", 0.0) * n_rows))
     if of_label and len(group["rows"]) > 0.5 * of_label:
         info(f"Warning: group {number} holds {len(group['rows'])} of the {of_label} rows labelled {group['label']}, "
              f"so the network retrained on this CSV sees only {of_label - len(group['rows'])} rows of that class and "
