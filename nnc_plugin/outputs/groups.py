@@ -88,17 +88,18 @@ def describe(group, number):
               if group.combined_effect is not None else "")
     return (f"Group {number}: {len(group.rows)} of the most harmful rows are labelled {group.label} "
             f"({group.share_of_top:.0%} of the most harmful rows, against {group.share_of_data:.0%} of all rows)"
-            f"{effect}; {likely_cause(group)}; look at them together in the report. A group also holds clean rows "
+            f"{effect}; {likely_cause(group.fitted)}; look at them together in the report. A group also holds clean rows "
             f"of its class: remove the rows that carry the fault rather than the whole group "
             f"(`nnc-cleanse cleanse --group {number}` removes them all).")
 
 
-def likely_cause(group):
-    """What the group most likely is, from whether the network fits its rows."""
-    if group.fitted is None:
+def likely_cause(fitted):
+    """What a group most likely is, from whether the network fits its rows (`Group.fitted`; the log and the report
+    say it)."""
+    if fitted is None:
         return "rows that share an artefact, a mark or a shortcut act so"
-    if group.fitted:
+    if fitted:
         return ("the network fits most of them (their training loss is low), as it fits rows that share an "
-                "artefact, a mark or a shortcut")
+                "artefact, a mark or a shortcut: look for what they share besides the label")
     return ("the network kept getting most of them wrong while it trained, as it does wrong labels between two "
             "look-alike classes: check their labels")

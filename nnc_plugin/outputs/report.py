@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..files import check_writable, write_atomically
 from ..log import info
 from ..scores import report_text
-from .groups import SHOWN_ROWS
+from .groups import SHOWN_ROWS, likely_cause
 from .scored_csv import harmful_order, read_scored_csv
 from .summary import read_summary, summary_path
 
@@ -292,11 +292,11 @@ def _groups(table, summary, columns):
 
 
 def _fit_note(fitted):
-    """A sentence on whether the network fits a group's rows (outputs/groups.py), "" where not known."""
+    """A sentence on whether the network fits a group's rows (outputs/groups.likely_cause), "" where not known."""
     if fitted is None:
         return ""
-    return (" The network fits most of them: look for what they share besides the label." if fitted else
-            " The network kept getting most of them wrong: check their labels.")
+    cause = likely_cause(fitted)
+    return f" {cause[0].upper()}{cause[1:]}."
 
 
 def _details(table, summary):
